@@ -1,0 +1,47 @@
+"""A one-line description of the machine a benchmark ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def describe_machine() -> str:
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        kib = int(meminfo.read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores{memory}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)"
+    )
+
+
+def replace_section(document: Path, marker: str, body: str) -> None:
+    """Replace the text between `<!-- marker:start -->` and `<!-- marker:end -->`, or append it."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = document.read_text() if document.is_file() else "# Results\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        before = text.split(start, 1)[0]
+        after = text.split(end, 1)[1]
+        text = before + block + after
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    tmp = document.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(document)

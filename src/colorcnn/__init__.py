@@ -1,0 +1,8 @@
+"""colorcnn: colourize grayscale images with small convolutional networks, on a CPU."""
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.models import create_model, list_models
+
+__version__ = "0.1.0"
+
+__all__ = ["ColorcnnError", "__version__", "create_model", "list_models"]

@@ -1,0 +1,3 @@
+from colorcnn.cli import run
+
+run()

@@ -1,0 +1,218 @@
+"""The `colorcnn` command line: thin typed commands over the library.
+
+Every failure the user can fix is one line on stderr and a non-zero exit status:
+1 for a problem with data, files or settings, 2 for a malformed command line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import TyperException
+
+from colorcnn.errors import ColorcnnError
+
+app = typer.Typer(
+    name="colorcnn",
+    help="Colourize grayscale images with small convolutional networks, on a CPU.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Registered model name (see `colorcnn models`).")
+]
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="CIFAR-10 folder: python batches or a {train,test}/<class>/ image tree. "
+        "Default: download the official archive into the cache.",
+    ),
+]
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="COLORCNN_CACHE_DIR",
+        help="Where downloads and decoded arrays are cached. Default: the user cache folder.",
+    ),
+]
+CategoryOption = Annotated[
+    str, typer.Option("--category", "-c", help="CIFAR-10 class name or index, or 'all'.")
+]
+BatchSizeOption = Annotated[
+    int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")
+]
+DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
+
+
+@app.command()
+def train(
+    model: ModelOption = "unet",
+    data: DataOption = None,
+    category: CategoryOption = "horse",
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", "-e", min=1, show_default="25", help="Epochs to train in all."),
+    ] = None,
+    batch_size: BatchSizeOption = 100,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (positive).")] = 0.001,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seeds the shuffle, the palette and the weights.")
+    ] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", show_default="runs/<model>", help="Run folder to create."),
+    ] = None,
+    kernel: Annotated[int, typer.Option("--kernel", min=1, help="Convolution kernel size.")] = 3,
+    num_filters: Annotated[
+        int | None,
+        typer.Option(
+            "--num-filters",
+            min=1,
+            show_default="the variant's",
+            help="NF, filters of the first layer.",
+        ),
+    ] = None,
+    num_colours: Annotated[int, typer.Option("--num-colours", min=2, help="Palette size K.")] = 24,
+    shuffle_each_epoch: Annotated[
+        bool,
+        typer.Option(help="Reshuffle the training set every epoch (the course does not)."),
+    ] = False,
+    picture_every: Annotated[
+        int,
+        typer.Option("--picture-every", min=0, help="Epochs between prediction grids; 0 = none."),
+    ] = 1,
+    device: DeviceOption = "cpu",
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in this folder from its last checkpoint."),
+    ] = None,
+    cache_dir: CacheDirOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar during each epoch.")] = True,
+) -> None:
+    """Train a colourization model on CIFAR-10 as the course does.
+
+    Writes metrics.jsonl, a prediction grid per epoch, loss curves and the last and best
+    checkpoints into the run folder.
+
+    Examples:
+
+        colorcnn train --model unet --data ./cifar10 --out runs/unet
+
+        colorcnn train --resume runs/unet --epochs 40
+    """
+    from colorcnn.training import TrainConfig, fit
+
+    run_dir = resume if resume is not None else (out or Path("runs") / model)
+    if resume is not None and out is not None and Path(out) != Path(resume):
+        raise ColorcnnError(f"--out {out} and --resume {resume} name different run folders")
+    config = TrainConfig(
+        model=model, data=data, category=category, epochs=epochs or 25, batch_size=batch_size,
+        lr=lr, seed=seed, kernel=kernel, num_filters=num_filters, num_colours=num_colours,
+        out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
+        device=device,
+    )  # fmt: skip
+    if resume is not None and epochs is None:
+        from colorcnn.training.checkpoint import load_checkpoint
+
+        config.epochs = load_checkpoint(resume, prefer="last").info["train_config"]["epochs"]
+    fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A run folder or a .safetensors checkpoint.")],
+    data: DataOption = None,
+    which: Annotated[
+        str, typer.Option("--checkpoint", help="In a run folder, 'best' or 'last'.")
+    ] = "best",
+    batch_size: BatchSizeOption = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    device: DeviceOption = "cpu",
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Validation loss and accuracy of a trained model on the test split.
+
+    Examples:
+
+        colorcnn evaluate runs/unet --data ./cifar10
+
+        colorcnn evaluate runs/unet/checkpoints/last.safetensors --json
+    """
+    from colorcnn.evaluation.evaluate import evaluate_checkpoint
+
+    if which not in ("best", "last"):
+        raise ColorcnnError(f"--checkpoint must be 'best' or 'last', got {which!r}")
+    result = evaluate_checkpoint(
+        checkpoint, data, prefer=which, batch_size=batch_size, cache_dir=cache_dir, device=device
+    )
+    if as_json:
+        typer.echo(json.dumps(result, sort_keys=True))
+        return
+    typer.echo(
+        f"{result['model']} (epoch {result['epoch']}) on {result['num_images']} "
+        f"{result['category']} test images: Val Loss: {result['val_loss']:.4f}, "
+        f"Val Acc: {result['val_acc']:.1f}%"
+    )
+
+
+@app.command("models")
+def list_registered_models(
+    pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'unet*'.")] = "*",
+) -> None:
+    """List the registered model architectures with their size."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from colorcnn.models import create_model, list_models, model_entry
+
+    table = Table("name", "objective", "weights", "description")
+    for name in list_models(pattern):
+        network = create_model(name)
+        weights = sum(p.numel() for p in network.parameters())
+        table.add_row(name, network.objective, f"{weights:,}", model_entry(name).description)
+    Console().print(table)
+
+
+@app.command()
+def download(cache_dir: CacheDirOption = None) -> None:
+    """Download and verify CIFAR-10 (python version) into the cache ahead of training."""
+    from colorcnn.data.cache import default_cache_dir
+    from colorcnn.data.cifar import ensure_cifar10
+
+    folder = ensure_cifar10(cache_dir or default_cache_dir())
+    typer.echo(f"CIFAR-10 is ready in {folder}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args or ["--help"], prog_name="colorcnn", standalone_mode=False)
+    except ColorcnnError as error:
+        print(f"colorcnn: error: {error}", file=sys.stderr)
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        print("colorcnn: interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as done:
+        return done.exit_code
+    except TyperException as error:  # malformed command line: unknown option, bad value...
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        print(f"colorcnn: error: {message} (see colorcnn --help)", file=sys.stderr)
+        return getattr(error, "exit_code", 2)
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

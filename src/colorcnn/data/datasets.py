@@ -1,0 +1,156 @@
+"""CIFAR-10 as the course uses it: one class (or all), grey input, pixels / 256, seeded shuffle."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from colorcnn.data import cache, cifar, folders
+from colorcnn.errors import ColorcnnError
+
+CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+DEFAULT_CATEGORY = "horse"
+ALL_CATEGORIES = "all"
+# The course divides by 256 (not 255), so a white pixel is 255/256; kept for comparable numbers.
+PIXEL_SCALE = 256.0
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the images come from and which of them a run uses; stored in every checkpoint."""
+
+    data: str | None = None  # folder (batches or image-folder tree); None = official download
+    category: str = DEFAULT_CATEGORY  # class name, class index, or "all"
+    seed: int = 0  # NumPy seed of the course's one-time shuffle
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RawCifar:
+    """Decoded CIFAR-10 arrays: images uint8 (N, 32, 32, 3) and labels int64 (N,)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+@dataclass
+class CourseData:
+    """Float tensors in the course's scaling: rgb (N, 3, 32, 32) in [0, 1), grey (N, 1, 32, 32)."""
+
+    train_rgb: torch.Tensor
+    train_grey: torch.Tensor
+    test_rgb: torch.Tensor
+    test_grey: torch.Tensor
+    categories: list[int]
+    load_seconds: float
+
+
+def resolve_categories(category: str | int) -> list[int]:
+    """Map "horse", "7" or "all" to CIFAR label indices."""
+    text = str(category).strip().lower()
+    if text == ALL_CATEGORIES:
+        return list(range(len(CLASS_NAMES)))
+    if text.isdecimal() and text.isascii() and int(text) < len(CLASS_NAMES):
+        return [int(text)]
+    if text in CLASS_NAMES:
+        return [CLASS_NAMES.index(text)]
+    raise ColorcnnError(
+        f"unknown category {category!r}; expected one of {', '.join(CLASS_NAMES)}, "
+        f"an index 0-{len(CLASS_NAMES) - 1}, or {ALL_CATEGORIES!r}"
+    )
+
+
+def load_raw_cifar10(data: str | Path | None, cache_dir: Path | None = None) -> RawCifar:
+    """Decode CIFAR-10 from `data` (or the official download), reusing the decoded-array cache."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
+    if data is None:
+        batches_dir = cifar.ensure_cifar10(cache_dir)
+        return _load_batches_cached(batches_dir, cache_dir)
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise ColorcnnError(
+            f"data folder {root} does not exist; expected CIFAR-10 python batches or "
+            "a {train,test}/<class>/ image-folder tree"
+        )
+    for candidate in (root, root / cifar.EXTRACTED_DIR):
+        if cifar.is_batches_folder(candidate):
+            return _load_batches_cached(candidate, cache_dir)
+    if folders.is_image_folder_tree(root):
+        return _load_image_folder_cached(root, cache_dir)
+    raise ColorcnnError(
+        f"{root} holds neither CIFAR-10 python batches (data_batch_1..5, test_batch) "
+        "nor a {train,test}/<class>/*.jpg|png image-folder tree"
+    )
+
+
+def _load_batches_cached(batches_dir: Path, cache_dir: Path) -> RawCifar:
+    paths = [batches_dir / name for name in cifar.TRAIN_BATCHES + cifar.TEST_BATCHES]
+    key = cache.fingerprint_paths(
+        paths, {"kind": "cifar-batches", "root": str(batches_dir.resolve())}
+    )
+    cached = cache.load_arrays(cache_dir, key)
+    if cached is not None:
+        return RawCifar(**cached)
+    train_images, train_labels = cifar.read_batches(batches_dir, "train")
+    test_images, test_labels = cifar.read_batches(batches_dir, "test")
+    raw = RawCifar(train_images, train_labels, test_images, test_labels)
+    cache.save_arrays(cache_dir, key, asdict(raw))
+    return raw
+
+
+def _load_image_folder_cached(root: Path, cache_dir: Path) -> RawCifar:
+    split_files = {
+        split: folders.list_split(root, split, list(CLASS_NAMES)) for split in folders.SPLITS
+    }
+    stats = [(f.path, f.size, f.mtime_ns) for split in folders.SPLITS for f in split_files[split]]
+    key = cache.fingerprint(stats, {"kind": "image-folder", "root": str(root.resolve())})
+    cached = cache.load_arrays(cache_dir, key)
+    if cached is not None:
+        return RawCifar(**cached)
+    decoded = {
+        split: folders.decode_images(files, cifar.IMAGE_SIDE, desc=f"Decoding {split}")
+        for split, files in split_files.items()
+    }
+    raw = RawCifar(decoded["train"][0], decoded["train"][1], decoded["test"][0], decoded["test"][1])
+    cache.save_arrays(cache_dir, key, asdict(raw))
+    return raw
+
+
+def course_preprocess(
+    images: np.ndarray, labels: np.ndarray, categories: list[int], rng: np.random.RandomState
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The course's `process`: keep the categories, scale by 1/256, shuffle, grey = mean of RGB."""
+    selected = images[np.flatnonzero(np.isin(labels, categories))]  # reads only these rows
+    rgb = selected.transpose(0, 3, 1, 2).astype(np.float32) / PIXEL_SCALE  # (N, 3, H, W)
+    rng.shuffle(rgb)
+    grey = rgb.mean(axis=1, keepdims=True)  # (N, 1, H, W)
+    return torch.from_numpy(np.ascontiguousarray(rgb)), torch.from_numpy(grey)
+
+
+def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> CourseData:
+    started = time.perf_counter()
+    categories = resolve_categories(settings.category)
+    raw = load_raw_cifar10(settings.data, cache_dir)
+    # One generator for both splits, in this order, as the course seeds NumPy once and
+    # then processes train before test.
+    rng = np.random.RandomState(settings.seed)
+    train_rgb, train_grey = course_preprocess(raw.train_images, raw.train_labels, categories, rng)
+    test_rgb, test_grey = course_preprocess(raw.test_images, raw.test_labels, categories, rng)
+    if len(train_rgb) == 0 or len(test_rgb) == 0:
+        raise ColorcnnError(
+            f"category {settings.category!r} has {len(train_rgb)} train and {len(test_rgb)} "
+            "test images in this data; expected at least one of each"
+        )
+    return CourseData(
+        train_rgb, train_grey, test_rgb, test_grey, categories, time.perf_counter() - started
+    )

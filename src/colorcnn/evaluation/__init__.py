@@ -1,0 +1,1 @@
+"""Evaluation: the course's validation loss and accuracy, and checkpoint evaluation."""

@@ -1,0 +1,20 @@
+"""The model zoo: importing this package registers every architecture."""
+
+from colorcnn.models import cnn, conv_transpose_net, pool_upsample_net, unet  # noqa: F401
+from colorcnn.models.base import ColourNet
+from colorcnn.models.registry import (
+    create_model,
+    list_models,
+    model_entry,
+    model_objective,
+    register_model,
+)
+
+__all__ = [
+    "ColourNet",
+    "create_model",
+    "list_models",
+    "model_entry",
+    "model_objective",
+    "register_model",
+]

@@ -1,0 +1,294 @@
+"""The training loop: train_one_epoch, evaluate, and fit with checkpoints, pictures and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from colorcnn.color.formulations import Formulation, formulation_for
+from colorcnn.color.palette import check_palette, fit_palette, palette_image
+from colorcnn.data.datasets import CourseData, DataSettings, load_course_data, resolve_categories
+from colorcnn.errors import ColorcnnError
+from colorcnn.evaluation.evaluate import evaluate
+from colorcnn.files import atomic_open, write_json
+from colorcnn.models import create_model, model_entry, model_objective
+from colorcnn.training import checkpoint as ckpt
+from colorcnn.training.config import TrainConfig
+from colorcnn.training.pictures import save_loss_curves, save_prediction_grid
+
+PICTURE_IMAGES = 10  # the course's grids show 10 validation images
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def pictures(self) -> Path:
+        return self.root / "pictures"
+
+    @property
+    def loss_curves(self) -> Path:
+        return self.root / "loss_curves.png"
+
+    def picture(self, epoch: int) -> Path:
+        return self.pictures / f"epoch_{epoch:03d}.png"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ColorcnnError(f"device {name!r} was asked for, but this PyTorch sees no CUDA GPU")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise ColorcnnError(
+            f"unknown device {name!r}; expected cpu, cuda, cuda:N or auto"
+        ) from error
+
+
+def set_determinism(enabled: bool) -> None:
+    if enabled:
+        # cuBLAS needs this to be deterministic; it must be set before the first CUDA call.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.backends.cudnn.benchmark = not enabled
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    grey: torch.Tensor,
+    targets: torch.Tensor,
+    formulation: Formulation,
+    batch_size: int,
+    order: torch.Tensor | None = None,
+    progress: tqdm | None = None,
+) -> float:
+    """One pass over the training set; returns the mean of the per-batch losses."""
+    model.train()
+    losses: list[float] = []
+    for start in range(0, len(grey), batch_size):
+        if order is None:
+            inputs, batch_targets = (
+                grey[start : start + batch_size],
+                targets[start : start + batch_size],
+            )
+        else:
+            indices = order[start : start + batch_size]
+            inputs, batch_targets = grey[indices], targets[indices]
+        optimizer.zero_grad(set_to_none=True)
+        loss = formulation.loss(model(inputs), batch_targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress.update(len(inputs))
+            progress.set_postfix(loss=f"{losses[-1]:.4f}")
+    return sum(losses) / len(losses)
+
+
+def _write_metrics(paths: RunPaths, history: list[dict]) -> None:
+    # Rewritten whole each epoch, so the file always matches a checkpointed history.
+    with atomic_open(paths.metrics) as handle:
+        for record in history:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _save_picture(
+    paths: RunPaths,
+    model: torch.nn.Module,
+    formulation: Formulation,
+    data: CourseData,
+    targets: torch.Tensor,
+    epoch: int,
+    record: dict,
+    model_name: str,
+) -> None:
+    grey = data.test_grey[:PICTURE_IMAGES]
+    with torch.inference_mode():
+        model.eval()
+        predicted_rgb = formulation.to_rgb(model(grey))
+    if targets.dtype == torch.int64:
+        truth = palette_image(targets[:PICTURE_IMAGES], formulation.palette)
+        truth_label = "ground truth\n(palette)"
+    else:
+        truth = data.test_rgb[:PICTURE_IMAGES]
+        truth_label = "ground truth"
+    save_prediction_grid(
+        {"grey input": grey, truth_label: truth, "prediction": predicted_rgb},
+        paths.picture(epoch),
+        f"{model_name}, epoch {epoch}: val loss {record['val_loss']:.4f}, "
+        f"val acc {record['val_acc']:.1f}%",
+    )
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    cache_dir: Path | None = None,
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Train `config.model` as the course does; returns the per-epoch metrics.
+
+    With `resume`, the run folder's `last` checkpoint restores the weights, optimizer, RNG,
+    palette and history, and training continues at the next epoch up to `config.epochs`.
+    """
+    paths = RunPaths(Path(config.out))
+    model_entry(config.model)  # fail on a bad name before minutes of data loading
+    resolve_categories(config.category)
+    set_determinism(config.deterministic)
+    device = resolve_device(config.device)
+
+    resumed = ckpt.load_checkpoint(paths.root, prefer="last") if resume else None
+    if resumed is not None:
+        saved = TrainConfig.from_dict(resumed.info["train_config"])
+        # Everything but the epoch budget, the device and the folder comes from the run itself.
+        config = TrainConfig.from_dict(
+            {**saved.to_dict(), "epochs": config.epochs, "device": config.device, "out": config.out}
+        )
+    elif paths.checkpoints.exists() and any(paths.checkpoints.iterdir()):
+        raise ColorcnnError(
+            f"{paths.root} already holds a run; pass --resume to continue it or choose a new --out"
+        )
+
+    data = load_course_data(DataSettings(config.data, config.category, config.seed), cache_dir)
+    if resumed is not None:
+        palette = check_palette(torch.tensor(resumed.info["palette"], dtype=torch.float32))
+    else:
+        palette = fit_palette(data.train_rgb, config.num_colours, seed=config.seed)
+    for name in ("train_rgb", "train_grey", "test_rgb", "test_grey"):
+        setattr(data, name, getattr(data, name).to(device))
+    palette = palette.to(device)
+
+    objective = model_objective(config.model)
+    formulation = formulation_for(objective, palette)
+    train_targets = formulation.targets(data.train_rgb)
+    test_targets = formulation.targets(data.test_rgb)
+
+    model_args: dict = {"kernel": config.kernel, "in_channels": 1}
+    if objective == "classification":
+        model_args["out_channels"] = len(palette)
+    if config.num_filters is not None:
+        model_args["num_filters"] = config.num_filters
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, **model_args).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    history: list[dict] = []
+    best_val_loss = float("inf")
+    start_epoch = 0
+    if resumed is not None:
+        model.load_state_dict(resumed.model_state)
+        if resumed.optimizer_state is None:
+            raise ColorcnnError(
+                f"{paths.root}: the last checkpoint has no optimizer state to resume"
+            )
+        optimizer.load_state_dict(resumed.optimizer_state)
+        if resumed.torch_rng_state is not None:
+            torch.set_rng_state(resumed.torch_rng_state)
+        history = resumed.info["history"]
+        best_val_loss = resumed.info["best_val_loss"]
+        start_epoch = resumed.info["epoch"] + 1
+        log(f"Resuming {paths.root} at epoch {start_epoch + 1} of {config.epochs}")
+    else:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        write_json(paths.config, config.to_dict())
+
+    log(
+        f"Training {config.model} on {len(data.train_rgb)} train / {len(data.test_rgb)} val images "
+        f"of category {config.category!r} ({sum(p.numel() for p in model.parameters()):,} weights, "
+        f"{device.type}, data ready in {data.load_seconds:.1f} s)"
+    )
+    base_info = {
+        "model": config.model,
+        "model_args": model.hyperparameters,
+        "objective": objective,
+        "palette": palette.cpu().tolist(),
+        "data": DataSettings(config.data, config.category, config.seed).to_dict(),
+        "train_config": config.to_dict(),
+    }
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        order = None
+        if config.shuffle_each_epoch:
+            generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            order = torch.randperm(len(data.train_grey), generator=generator).to(device)
+        with tqdm(
+            total=len(data.train_grey),
+            desc=f"Epoch {epoch + 1}/{config.epochs}",
+            unit="img",
+            leave=False,
+            disable=not show_progress,
+        ) as progress:
+            train_loss = train_one_epoch(
+                model, optimizer, data.train_grey, train_targets, formulation,
+                config.batch_size, order, progress,
+            )  # fmt: skip
+        train_seconds = time.perf_counter() - started
+        scores = evaluate(model, data.test_grey, test_targets, formulation, config.batch_size)
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            **scores,
+            "seconds": time.perf_counter() - started,
+            "train_images_per_second": len(data.train_grey) / train_seconds,
+        }
+        history.append(record)
+        log(
+            f"Epoch [{epoch + 1}/{config.epochs}], Val Loss: {record['val_loss']:.4f}, "
+            f"Val Acc: {record['val_acc']:.1f}% | Train Loss: {train_loss:.4f} | "
+            f"{record['seconds']:.1f} s"
+        )
+        _write_metrics(paths, history)
+        if config.picture_every and (
+            epoch % config.picture_every == 0 or epoch == config.epochs - 1
+        ):
+            _save_picture(
+                paths, model, formulation, data, test_targets, epoch, record, config.model
+            )
+        is_best = record["val_loss"] < best_val_loss
+        best_val_loss = min(best_val_loss, record["val_loss"])
+        info = {
+            **base_info,
+            "epoch": epoch,
+            "metrics": record,
+            "history": history,
+            "best_val_loss": best_val_loss,
+        }
+        if is_best:
+            ckpt.save_checkpoint(paths.checkpoints / "best", model, info)
+        ckpt.save_checkpoint(paths.checkpoints / "last", model, info, optimizer)
+
+    if history:
+        save_loss_curves(history, paths.loss_curves, f"{config.model} on {config.category}")
+        best = min(history, key=lambda r: r["val_loss"])
+        log(
+            f"Best epoch {best['epoch'] + 1}: val loss {best['val_loss']:.4f}, "
+            f"val acc {best['val_acc']:.1f}%; run saved in {paths.root}"
+        )
+    return history

@@ -1,0 +1,94 @@
+"""The command line: a tiny training run, resume, evaluate, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from colorcnn.cli import main
+
+TINY = ["--model", "unet_small", "--category", "all", "--batch-size", "25", "--num-colours", "6",
+        "--no-progress"]  # fmt: skip
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("colorcnn: error: "), err
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert (
+        main(["train", *TINY, "--data", str(tiny_cifar), "--epochs", "1", "--out", str(run)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "Epoch [1/1], Val Loss: " in out
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    assert (run / "pictures" / "epoch_000.png").is_file()
+    assert (run / "checkpoints" / "best.safetensors").is_file()
+
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Resuming" in out and "Epoch [2/2], Val Loss: " in out and "Epoch [1/2]" not in out
+    epochs = [
+        json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [0, 1]
+
+    assert main(["evaluate", str(run), "--checkpoint", "last", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert result["epoch"] == 1 and result["num_images"] == 20
+    assert result["val_loss"] == pytest.approx(last["val_loss"], rel=1e-5)
+    assert result["val_acc"] == pytest.approx(last["val_acc"], abs=1e-6)
+
+    assert (
+        main(["evaluate", str(run / "checkpoints" / "best.safetensors"), "--data", str(tiny_cifar)])
+        == 0
+    )
+    assert "Val Acc:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["train", "--model", "nope"], 1, "unknown model 'nope'"),
+        (["train", "--epochs", "-3"], 2, "--epochs"),
+        (["train", "--batch-size", "0"], 2, "--batch-size"),
+        (["train", "--data", "no/such/folder"], 1, "data folder no/such/folder does not exist"),
+        (["train", "--category", "zebra"], 1, "unknown category 'zebra'"),
+        (["train", "--frobnicate"], 2, "No such option"),
+        (["evaluate", "no/such/run"], 1, "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(args, status, message, capsys, tmp_path) -> None:
+    assert main(args) == status
+    assert message in _one_line_error(capsys)
+
+
+def test_corrupt_archive_in_the_cache_is_one_line(isolated_cache: Path, capsys) -> None:
+    isolated_cache.mkdir(parents=True)
+    (isolated_cache / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    assert main(["train", "--no-progress"]) == 1
+    err = _one_line_error(capsys)
+    assert "MD5" in err and "by hand" in err
+
+
+def test_console_script_help_lists_the_commands() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "colorcnn", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("train", "evaluate", "models", "download"):
+        assert command in done.stdout
+
+
+def test_models_lists_the_registry(capsys) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "unet" in out and "conv_transpose_net" in out and "regression" in out

@@ -1,0 +1,155 @@
+"""Every registered model, driven by the registry: shapes, finiteness, learning, activations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.models import ColourNet, create_model, list_models, model_objective
+from colorcnn.models.cnn import CNN
+from colorcnn.models.conv_transpose_net import ConvTransposeNet
+from colorcnn.models.pool_upsample_net import PoolUpsampleNet
+from colorcnn.models.unet import UNet
+
+ALL_MODELS = list_models()
+
+
+def test_registry_lists_the_course_models() -> None:
+    for name in ("regression_cnn", "cnn", "pool_upsample_net", "conv_transpose_net", "unet",
+                 "dilated_unet"):  # fmt: skip
+        assert name in ALL_MODELS
+    assert list_models("unet*") == ["unet", "unet_large", "unet_small"]
+
+
+def test_unknown_model_names_the_known_ones() -> None:
+    with pytest.raises(ColorcnnError, match="unknown model 'nope'.*unet"):
+        create_model("nope")
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_forward_shape_and_finite(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name)
+    x = torch.rand(3, 1, 32, 32)
+    out = model(x)
+    expected_channels = 24 if model.objective == "classification" else 3
+    assert out.shape == (3, expected_channels, 32, 32)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_one_backward_step_changes_every_weight_and_lowers_loss(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, out_channels=5)
+    x = torch.rand(4, 1, 32, 32)
+    targets = torch.randint(0, 5, (4, 32, 32))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def loss_value() -> torch.Tensor:
+        return nn.functional.cross_entropy(model(x), targets)
+
+    first = loss_value()
+    first.backward()
+    for param_name, param in model.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), param_name
+    optimizer.step()
+    for param_name, param in model.named_parameters():
+        assert not torch.equal(before[param_name], param), f"{param_name} did not move"
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = loss_value()
+        loss.backward()
+        optimizer.step()
+    assert loss_value() < first
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_activations_are_exposed_in_order(name: str) -> None:
+    model = create_model(name).eval()
+    x = torch.rand(2, 1, 32, 32)
+    activations = model.forward_activations(x)
+    names = list(activations)
+    assert names[-1] == "output"
+    assert names[:-1] == [f"out{i}" for i in range(1, len(names))]
+    assert len(names) >= 5
+    assert torch.equal(activations["output"], model(x))
+    for tensor in activations.values():
+        assert tensor.shape[0] == 2 and torch.isfinite(tensor).all()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_hyperparameters_rebuild_the_same_network(name: str) -> None:
+    model = create_model(name, kernel=5, out_channels=7)
+    rebuilt = create_model(name, **model.hyperparameters)
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.rand(1, 1, 32, 32)
+    assert torch.equal(model.eval()(x), rebuilt.eval()(x))
+    assert isinstance(model, ColourNet)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("kernel", [3, 4, 5])
+def test_every_kernel_size_keeps_the_image_size(name: str, kernel: int) -> None:
+    model = create_model(name, kernel=kernel)
+    assert model(torch.rand(1, 1, 32, 32)).shape[-2:] == (32, 32)
+    assert model(torch.rand(1, 1, 64, 48)).shape[-2:] == (64, 48)
+
+
+def test_objective_is_read_without_building_weights() -> None:
+    assert model_objective("unet") == "classification"
+    assert model_objective("regression_cnn") == "regression"
+
+
+def _layer_types(block: nn.Module) -> list[type]:
+    return [type(layer) for layer in block]
+
+
+def test_cnn_follows_the_2019_layer_list() -> None:
+    nf, nc, nic = 32, 24, 1
+    model = CNN(num_filters=nf, out_channels=nc, in_channels=nic)
+    conv_block_2019 = [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+    assert _layer_types(model.downconv1) == conv_block_2019 + [nn.MaxPool2d]
+    assert _layer_types(model.rfconv) == conv_block_2019
+    assert _layer_types(model.upconv2) == conv_block_2019 + [nn.Upsample]
+    channels = [
+        (model.downconv1[0].in_channels, model.downconv1[0].out_channels),
+        (model.downconv2[0].in_channels, model.downconv2[0].out_channels),
+        (model.rfconv[0].in_channels, model.rfconv[0].out_channels),
+        (model.upconv1[0].in_channels, model.upconv1[0].out_channels),
+        (model.upconv2[0].in_channels, model.upconv2[0].out_channels),
+        (model.finalconv.in_channels, model.finalconv.out_channels),
+    ]
+    assert channels == [(nic, nf), (nf, 2 * nf), (2 * nf, 2 * nf), (2 * nf, nf), (nf, nc), (nc, nc)]
+    # Course count: k*k*Cin*Cout weights + Cout biases per conv, plus 2 per BN channel.
+    convs = sum(3 * 3 * cin * cout + cout for cin, cout in channels)
+    batch_norms = 2 * (nf + 2 * nf + 2 * nf + nf + nc)
+    assert sum(p.numel() for p in model.parameters()) == convs + batch_norms
+
+
+def test_unet_skips_concatenate_as_in_the_course() -> None:
+    nf, nc, nic = 32, 24, 1
+    model = UNet(num_filters=nf, out_channels=nc, in_channels=nic)
+    assert model.upconv1[0].in_channels == 4 * nf
+    assert model.upconv2[0].in_channels == 2 * nf
+    assert model.finalconv.in_channels == nc + nic
+    assert model.rfconv[0].dilation == (1, 1)
+    assert create_model("dilated_unet").rfconv[0].dilation == (2, 2)
+
+
+def test_2022_models_resample_before_batch_norm() -> None:
+    pool_net = PoolUpsampleNet()
+    assert _layer_types(pool_net.layer1) == [nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d, nn.ReLU]
+    assert _layer_types(pool_net.layer3) == [nn.Conv2d, nn.Upsample, nn.BatchNorm2d, nn.ReLU]
+    transpose_net = ConvTransposeNet()
+    first, third = transpose_net.layer1[0], transpose_net.layer3[0]
+    assert (first.stride, first.padding) == ((2, 2), (1, 1))
+    assert isinstance(third, nn.ConvTranspose2d)
+    assert (third.stride, third.padding, third.output_padding) == ((2, 2), (1, 1), (1, 1))
+
+
+def test_invalid_sizes_are_refused() -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        create_model("unet", num_filters=0)

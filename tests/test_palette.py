@@ -1,0 +1,68 @@
+"""The k-means palette and the course's nearest-centre targets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from colorcnn.color.palette import fit_palette, nearest_colour, palette_image
+from colorcnn.errors import ColorcnnError
+
+
+def _four_colour_images() -> torch.Tensor:
+    """Images made of four flat colours with a little noise: k-means must find them."""
+    generator = torch.Generator().manual_seed(0)
+    colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.2], [0.2, 0.2, 0.9], [0.9, 0.9, 0.8]])
+    indices = torch.randint(0, 4, (6, 16, 16), generator=generator)
+    images = colours[indices].permute(0, 3, 1, 2)
+    return images + 0.01 * torch.randn(images.shape, generator=generator)
+
+
+def test_palette_is_deterministic_for_a_seed() -> None:
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    first = fit_palette(images, num_colours=6, seed=3)
+    second = fit_palette(images, num_colours=6, seed=3)
+    assert torch.equal(first, second)
+    assert first.shape == (6, 3)
+
+
+def test_palette_finds_the_colours_that_are_there() -> None:
+    palette = fit_palette(_four_colour_images(), num_colours=4, seed=0)
+    expected = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.2], [0.2, 0.2, 0.9], [0.9, 0.9, 0.8]])
+    for colour in expected:
+        assert (palette - colour).norm(dim=1).min() < 0.02
+
+
+def test_palette_samples_large_inputs_and_stays_close() -> None:
+    images = _four_colour_images()
+    sampled = fit_palette(images, num_colours=4, seed=0, sample_pixels=500)
+    full = fit_palette(images, num_colours=4, seed=0, sample_pixels=None)
+    assert torch.allclose(sampled, full, atol=0.01)
+
+
+def test_nearest_colour_on_hand_made_pixels() -> None:
+    palette = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    pixels = torch.tensor(
+        [[0.1, 0.1, 0.1], [0.9, 0.8, 0.95], [0.7, 0.2, 0.1], [0.45, 0.45, 0.45]]
+    )  # (4, 3) -> one image of 1 x 4 pixels
+    rgb = pixels.T.reshape(1, 3, 1, 4)
+    targets = nearest_colour(rgb, palette)
+    assert targets.shape == (1, 1, 1, 4)
+    assert targets.dtype == torch.int64
+    assert targets.flatten().tolist() == [0, 1, 2, 0]
+
+
+def test_palette_image_maps_indices_back_to_colours() -> None:
+    palette = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.5, 0.25]])
+    indices = torch.tensor([[[[0, 1], [1, 0]]]])
+    rgb = palette_image(indices, palette)
+    assert rgb.shape == (1, 3, 2, 2)
+    assert rgb[0, :, 0, 1].tolist() == [1.0, 0.5, 0.25]
+    assert torch.equal(nearest_colour(rgb, palette), indices)
+
+
+def test_shape_errors_say_what_was_expected() -> None:
+    with pytest.raises(ColorcnnError, match=r"\(N, 3, H, W\), got \(3, 4, 4\)"):
+        fit_palette(torch.rand(3, 4, 4))
+    with pytest.raises(ColorcnnError, match=r"palette must have shape"):
+        nearest_colour(torch.rand(1, 3, 2, 2), torch.rand(4, 2))

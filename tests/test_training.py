@@ -1,0 +1,124 @@
+"""The training loop on tiny data: files written, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.training import TrainConfig, fit
+from colorcnn.training.checkpoint import load_checkpoint
+
+
+def _config(data: Path, out: Path, **overrides) -> TrainConfig:
+    settings = {
+        "model": "unet_small", "data": str(data), "category": "all", "epochs": 1,
+        "batch_size": 25, "lr": 0.01, "num_colours": 6, "out": str(out),
+    }  # fmt: skip
+    return TrainConfig(**{**settings, **overrides})
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_one_epoch_writes_metrics_pictures_and_checkpoints(
+    tiny_cifar: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    lines: list[str] = []
+    history = fit(_config(tiny_cifar, run), show_progress=False, log=lines.append)
+    assert len(history) == 1
+    records = _metrics(run)
+    assert records == json.loads(json.dumps(history))
+    for key in ("epoch", "train_loss", "val_loss", "val_acc", "seconds"):
+        assert key in records[0]
+    assert 0.0 <= records[0]["val_acc"] <= 100.0
+    assert any(line.startswith("Epoch [1/1], Val Loss: ") and "Val Acc: " in line for line in lines)
+    assert (run / "pictures" / "epoch_000.png").stat().st_size > 1000
+    assert (run / "loss_curves.png").stat().st_size > 1000
+    for name in ("last", "best"):
+        assert (run / "checkpoints" / f"{name}.safetensors").is_file()
+        assert (run / "checkpoints" / f"{name}.json").is_file()
+    info = load_checkpoint(run, prefer="last").info
+    assert info["model"] == "unet_small" and len(info["palette"]) == 6
+    assert info["data"] == {"data": str(tiny_cifar), "category": "all", "seed": 0}
+
+
+def test_resume_continues_at_the_next_epoch_and_matches_an_unbroken_run(
+    tiny_cifar: Path, tmp_path: Path
+) -> None:
+    unbroken = tmp_path / "unbroken"
+    fit(_config(tiny_cifar, unbroken, epochs=3), show_progress=False, log=lambda _: None)
+
+    broken = tmp_path / "broken"
+    fit(_config(tiny_cifar, broken, epochs=1), show_progress=False, log=lambda _: None)
+    lines: list[str] = []
+    fit(_config(tiny_cifar, broken, epochs=3), resume=True, show_progress=False, log=lines.append)
+    assert lines[0].startswith(f"Resuming {broken} at epoch 2")
+    assert [r["epoch"] for r in _metrics(broken)] == [0, 1, 2]
+
+    def without_timing(records: list[dict]) -> list[dict]:
+        drop = {"seconds", "train_images_per_second"}
+        return [{k: v for k, v in r.items() if k not in drop} for r in records]
+
+    assert without_timing(_metrics(broken)) == without_timing(_metrics(unbroken))
+    final_a = load_checkpoint(unbroken, prefer="last").model_state
+    final_b = load_checkpoint(broken, prefer="last").model_state
+    for name in final_a:
+        assert torch.equal(final_a[name], final_b[name]), name
+
+
+def test_same_seed_gives_same_metrics_and_another_seed_does_not(
+    tiny_cifar: Path, tmp_path: Path
+) -> None:
+    def run(seed: int, folder: str) -> list[dict]:
+        history = fit(
+            _config(tiny_cifar, tmp_path / folder, seed=seed, picture_every=0),
+            show_progress=False, log=lambda _: None,
+        )  # fmt: skip
+        return [(r["train_loss"], r["val_loss"], r["val_acc"]) for r in history]
+
+    assert run(0, "a") == run(0, "b")
+    assert run(0, "a2") != run(1, "c")
+
+
+def test_regression_model_trains_with_mse(tiny_cifar: Path, tmp_path: Path) -> None:
+    history = fit(
+        _config(tiny_cifar, tmp_path / "reg", model="regression_cnn"),
+        show_progress=False, log=lambda _: None,
+    )  # fmt: skip
+    assert 0.0 < history[0]["val_loss"] < 1.0  # MSE of colours in [0, 1)
+
+
+def test_refuses_to_overwrite_an_existing_run(tiny_cifar: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    fit(_config(tiny_cifar, run), show_progress=False, log=lambda _: None)
+    with pytest.raises(ColorcnnError, match="already holds a run; pass --resume"):
+        fit(_config(tiny_cifar, run), show_progress=False, log=lambda _: None)
+
+
+def test_shuffle_each_epoch_changes_the_batches(tiny_cifar: Path, tmp_path: Path) -> None:
+    plain = fit(_config(tiny_cifar, tmp_path / "p", epochs=2, picture_every=0),
+                show_progress=False, log=lambda _: None)  # fmt: skip
+    shuffled = fit(
+        _config(tiny_cifar, tmp_path / "s", epochs=2, picture_every=0, shuffle_each_epoch=True),
+        show_progress=False, log=lambda _: None,
+    )  # fmt: skip
+    assert plain[1]["train_loss"] != shuffled[1]["train_loss"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+        ({"batch_size": -5}, "batch-size must be a positive integer, got -5"),
+        ({"lr": 0.0}, "lr must be a positive number"),
+    ],
+)
+def test_bad_settings_are_refused(overrides: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ColorcnnError, match=message):
+        _config(tmp_path, tmp_path / "run", **overrides)
