@@ -45,6 +45,7 @@ def test_one_epoch_writes_metrics_pictures_and_checkpoints(
         assert (run / "checkpoints" / f"{name}.json").is_file()
     info = load_checkpoint(run, prefer="last").info
     assert info["model"] == "unet_small" and len(info["palette"]) == 6
+    assert json.loads((run / "palette.json").read_text())["colours"] == info["palette"]
     assert info["data"] == {"data": str(tiny_cifar), "category": "all", "seed": 0}
 
 

@@ -70,8 +70,14 @@ def resolve_categories(category: str | int) -> list[int]:
     )
 
 
-def load_raw_cifar10(data: str | Path | None, cache_dir: Path | None = None) -> RawCifar:
-    """Decode CIFAR-10 from `data` (or the official download), reusing the decoded-array cache."""
+def load_raw_cifar10(
+    data: str | Path | None, cache_dir: Path | None = None, categories: list[int] | None = None
+) -> RawCifar:
+    """Decode CIFAR-10 from `data` (or the official download), reusing the decoded-array cache.
+
+    `categories` limits an image-folder tree to those classes, so that a horse run decodes
+    6000 images rather than 60000; the python batches always hold every class.
+    """
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
     if data is None:
         batches_dir = cifar.ensure_cifar10(cache_dir)
@@ -86,7 +92,7 @@ def load_raw_cifar10(data: str | Path | None, cache_dir: Path | None = None) -> 
         if cifar.is_batches_folder(candidate):
             return _load_batches_cached(candidate, cache_dir)
     if folders.is_image_folder_tree(root):
-        return _load_image_folder_cached(root, cache_dir)
+        return _load_image_folder_cached(root, cache_dir, categories)
     raise ColorcnnError(
         f"{root} holds neither CIFAR-10 python batches (data_batch_1..5, test_batch) "
         "nor a {train,test}/<class>/*.jpg|png image-folder tree"
@@ -108,22 +114,36 @@ def _load_batches_cached(batches_dir: Path, cache_dir: Path) -> RawCifar:
     return raw
 
 
-def _load_image_folder_cached(root: Path, cache_dir: Path) -> RawCifar:
+def _load_image_folder_cached(
+    root: Path, cache_dir: Path, categories: list[int] | None
+) -> RawCifar:
+    """Decode the tree one class at a time, each class with its own cache entry."""
     split_files = {
         split: folders.list_split(root, split, list(CLASS_NAMES)) for split in folders.SPLITS
     }
-    stats = [(f.path, f.size, f.mtime_ns) for split in folders.SPLITS for f in split_files[split]]
-    key = cache.fingerprint(stats, {"kind": "image-folder", "root": str(root.resolve())})
-    cached = cache.load_arrays(cache_dir, key)
-    if cached is not None:
-        return RawCifar(**cached)
-    decoded = {
-        split: folders.decode_images(files, cifar.IMAGE_SIDE, desc=f"Decoding {split}")
-        for split, files in split_files.items()
-    }
-    raw = RawCifar(decoded["train"][0], decoded["train"][1], decoded["test"][0], decoded["test"][1])
-    cache.save_arrays(cache_dir, key, asdict(raw))
-    return raw
+    if categories is None:  # every class the tree holds
+        categories = sorted({f.class_index for files in split_files.values() for f in files})
+    parts: dict[str, list[np.ndarray]] = {field: [] for field in RawCifar.__dataclass_fields__}
+    for category in categories:
+        files = {
+            split: [f for f in split_files[split] if f.class_index == category]
+            for split in folders.SPLITS
+        }
+        stats = [(f.path, f.size, f.mtime_ns) for split in folders.SPLITS for f in files[split]]
+        extra = {"kind": "image-folder", "root": str(root.resolve()), "class": category}
+        key = cache.fingerprint(stats, extra)
+        arrays = cache.load_arrays(cache_dir, key)
+        if arrays is None:
+            arrays = {}
+            for split in folders.SPLITS:
+                images, labels = folders.decode_images(
+                    files[split], cifar.IMAGE_SIDE, desc=f"Decoding {split}/{CLASS_NAMES[category]}"
+                )
+                arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
+            cache.save_arrays(cache_dir, key, arrays)
+        for field, values in arrays.items():
+            parts[field].append(values)
+    return RawCifar(**{field: np.concatenate(values) for field, values in parts.items()})
 
 
 def course_preprocess(
@@ -140,7 +160,7 @@ def course_preprocess(
 def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> CourseData:
     started = time.perf_counter()
     categories = resolve_categories(settings.category)
-    raw = load_raw_cifar10(settings.data, cache_dir)
+    raw = load_raw_cifar10(settings.data, cache_dir, categories)
     # One generator for both splits, in this order, as the course seeds NumPy once and
     # then processes train before test.
     rng = np.random.RandomState(settings.seed)

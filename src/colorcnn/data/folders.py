@@ -66,7 +66,10 @@ def list_split(root: Path, split: str, class_names: list[str]) -> list[ImageFile
 
 
 def decode_images(files: list[ImageFile], side: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """Decode files into (images uint8 (N, side, side, 3), labels int64 (N,))."""
+    """Decode files into (images uint8 (N, side, side, 3), labels int64 (N,)).
+
+    An empty list gives empty arrays, so a class missing from one split is not an error here.
+    """
     images = np.empty((len(files), side, side, 3), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
     for row, (path, class_index, _, _) in enumerate(

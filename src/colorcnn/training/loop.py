@@ -41,6 +41,10 @@ class RunPaths:
         return self.root / METRICS_FILE
 
     @property
+    def palette(self) -> Path:
+        return self.root / "palette.json"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
@@ -218,6 +222,7 @@ def fit(
     else:
         paths.root.mkdir(parents=True, exist_ok=True)
         write_json(paths.config, config.to_dict())
+        write_json(paths.palette, {"scale": "rgb / 256", "colours": palette.cpu().tolist()})
 
     log(
         f"Training {config.model} on {len(data.train_rgb)} train / {len(data.test_rgb)} val images "
