@@ -695,5 +695,8 @@ def test_resolve_categories_rejects_unknown_names(category: str) -> None:
 
 def test_data_settings_defaults() -> None:
     settings = DataSettings()
-    assert settings.to_dict() == {"data": None, "category": "horse", "seed": 0}
+    assert settings.to_dict() == {
+        "data": None, "category": "horse", "seed": 0, "dataset": "cifar10", "crop_size": 64,
+        "crops_per_photo": 8,
+    }  # fmt: skip
     assert datasets.resolve_categories(settings.category) == [7]

@@ -46,7 +46,8 @@ def test_one_epoch_writes_metrics_pictures_and_checkpoints(
     info = load_checkpoint(run, prefer="last").info
     assert info["model"] == "unet_small" and len(info["palette"]) == 6
     assert json.loads((run / "palette.json").read_text())["colours"] == info["palette"]
-    assert info["data"] == {"data": str(tiny_cifar), "category": "all", "seed": 0}
+    assert info["data"]["data"] == str(tiny_cifar) and info["data"]["category"] == "all"
+    assert info["target"] == "palette-rgb"
 
 
 def test_resume_continues_at_the_next_epoch_and_matches_an_unbroken_run(

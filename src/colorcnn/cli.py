@@ -49,6 +49,12 @@ BatchSizeOption = Annotated[
     int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
+TemperatureOption = Annotated[
+    float,
+    typer.Option(
+        "--temperature", help="Annealed-mean temperature of ab-bins: near 0 vivid, 1 the mean."
+    ),
+]
 
 
 @app.command()
@@ -56,6 +62,16 @@ def train(
     model: ModelOption = "unet",
     data: DataOption = None,
     category: CategoryOption = "horse",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset", help="cifar10, or photos: random crops of a folder of colour photos."
+        ),
+    ] = "cifar10",
+    crop_size: Annotated[int, typer.Option("--crop-size", min=8, help="photos: crop side.")] = 64,
+    crops_per_photo: Annotated[
+        int, typer.Option("--crops-per-photo", min=1, help="photos: random crops per photo.")
+    ] = 8,
     epochs: Annotated[
         int | None,
         typer.Option("--epochs", "-e", min=1, show_default="25", help="Epochs to train in all."),
@@ -80,6 +96,32 @@ def train(
         ),
     ] = None,
     num_colours: Annotated[int, typer.Option("--num-colours", min=2, help="Palette size K.")] = 24,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            "-t",
+            show_default="the model's: palette-rgb, or rgb-regression for regression_cnn",
+            help="What is predicted: palette-rgb (the course), ab-bins (Lab chroma classes, "
+            "rebalanced, annealed mean), ab-regression (Lab chroma, Huber/L1), rgb-regression.",
+        ),
+    ] = None,
+    temperature: TemperatureOption = 0.38,
+    colour_width: Annotated[
+        int | None,
+        typer.Option(
+            "--colour-width",
+            min=1,
+            show_default="the output's, at most 32",
+            help="Width of the last layers (NC); a 1x1 layer widens them to the output.",
+        ),
+    ] = None,
+    regression_loss: Annotated[
+        str, typer.Option("--regression-loss", help="ab-regression's loss: huber or l1.")
+    ] = "huber",
+    rebalance: Annotated[
+        bool, typer.Option(help="ab-bins: weight rare colours up (lambda 0.5, sigma 5).")
+    ] = True,
     shuffle_each_epoch: Annotated[
         bool,
         typer.Option(help="Reshuffle the training set every epoch (the course does not)."),
@@ -116,7 +158,9 @@ def train(
         model=model, data=data, category=category, epochs=epochs or 25, batch_size=batch_size,
         lr=lr, seed=seed, kernel=kernel, num_filters=num_filters, num_colours=num_colours,
         out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
-        device=device,
+        device=device, target=target, temperature=temperature, regression_loss=regression_loss,
+        rebalance=rebalance, colour_width=colour_width, dataset=dataset, crop_size=crop_size,
+        crops_per_photo=crops_per_photo,
     )  # fmt: skip
     if resume is not None and epochs is None:
         from colorcnn.training.checkpoint import load_checkpoint
@@ -133,11 +177,22 @@ def evaluate(
         str, typer.Option("--checkpoint", help="In a run folder, 'best' or 'last'.")
     ] = "best",
     batch_size: BatchSizeOption = 100,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--temperature", show_default="the run's", help="Annealed-mean temperature (ab-bins)."
+        ),
+    ] = None,
+    baselines: Annotated[
+        bool, typer.Option(help="Also score the grey and mean-colour baselines.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     device: DeviceOption = "cpu",
     cache_dir: CacheDirOption = None,
 ) -> None:
-    """Validation loss and accuracy of a trained model on the test split.
+    """Score a trained model on the test split: the course's loss and accuracy, PSNR and
+    SSIM with the true lightness, colourfulness and its gap to the truth, and the AuC of
+    the ab-error curve, beside two baselines without a network.
 
     Examples:
 
@@ -150,15 +205,42 @@ def evaluate(
     if which not in ("best", "last"):
         raise ColorcnnError(f"--checkpoint must be 'best' or 'last', got {which!r}")
     result = evaluate_checkpoint(
-        checkpoint, data, prefer=which, batch_size=batch_size, cache_dir=cache_dir, device=device
-    )
+        checkpoint, data, prefer=which, batch_size=batch_size, cache_dir=cache_dir,
+        device=device, temperature=temperature, baselines=baselines,
+    )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True))
         return
+    _print_scores(result)
+
+
+def _print_scores(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = [
+        ("val_loss", "val loss", "{:.4f}"),
+        ("val_acc", "val acc %", "{:.1f}"),
+        ("psnr", "PSNR dB", "{:.2f}"),
+        ("ssim", "SSIM", "{:.4f}"),
+        ("colourfulness", "colourful.", "{:.1f}"),
+        ("colourfulness_gap", "CF gap", "{:.1f}"),
+        ("auc", "AuC", "{:.3f}"),
+        ("auc_rebalanced", "AuC rebal.", "{:.3f}"),
+    ]
+    table = Table(
+        "", *(title for _, title, _ in columns),
+        title=f"{result['model']} ({result['target']}), epoch {result['epoch']}, "
+        f"{result['num_images']} {result['category']} test images",
+    )  # fmt: skip
+    rows = {result["model"]: result, **result.get("baselines", {})}
+    for name, scores in rows.items():
+        cells = [fmt.format(scores[key]) if key in scores else "-" for key, _, fmt in columns]
+        table.add_row(name.replace("_", " "), *cells)
+    Console().print(table)
     typer.echo(
-        f"{result['model']} (epoch {result['epoch']}) on {result['num_images']} "
-        f"{result['category']} test images: Val Loss: {result['val_loss']:.4f}, "
-        f"Val Acc: {result['val_acc']:.1f}%"
+        f"Val Loss: {result['val_loss']:.4f}, Val Acc: {result['val_acc']:.1f}%, "
+        f"PSNR: {result['psnr']:.2f} dB (truth colourfulness {result['colourfulness_truth']:.1f})"
     )
 
 

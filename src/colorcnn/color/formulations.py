@@ -1,26 +1,98 @@
 """What a network predicts per pixel, its loss, and how a prediction becomes a colour.
 
-The course has two formulations: classification over the k-means palette (cross-entropy)
-and direct RGB regression (mean squared error). Both are scored by the course's accuracy:
-the share of pixels whose predicted palette colour is the target colour.
+- `palette-rgb`: the course's classification over the k-means palette (cross-entropy),
+  from the course's grey (mean of RGB).
+- `rgb-regression`: the course's RegressionCNN target, RGB with mean squared error.
+- `ab-bins`: Lab chroma as classes over the in-gamut ab bins with soft targets and class
+  rebalancing, decoded by the annealed mean (Zhang et al. 2016), from Lab L.
+- `ab-regression`: Lab chroma regressed with a Huber or L1 loss, from Lab L.
+
+Every formulation is scored by the course's accuracy (the share of pixels whose predicted
+colour, snapped to the palette, is the target colour) and reconstructs an RGB picture.
+Images arrive on the course's scale (uint8 / 256); colour science uses uint8 / 255.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from colorcnn.color.abbins import ANNEALED_T, ABBins
 from colorcnn.color.palette import nearest_colour, palette_image
+from colorcnn.color.spaces import AB_SCALE, L_MAX, course_grey, replace_lightness, rgb_to_lab
+from colorcnn.color.spaces import join_lightness_and_ab as join_l_ab
+from colorcnn.errors import ColorcnnError
+
+COURSE_TO_UNIT = 256.0 / 255.0  # course pixels are uint8 / 256
 
 
-@dataclass
-class PaletteClassification:
+def unit_rgb(course_rgb: torch.Tensor) -> torch.Tensor:
+    """Course-scale RGB (uint8 / 256) -> RGB in [0, 1] (uint8 / 255)."""
+    return (course_rgb * COURSE_TO_UNIT).clamp(0.0, 1.0)
+
+
+def course_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    return rgb / COURSE_TO_UNIT
+
+
+def true_lightness(course_rgb_images: torch.Tensor) -> torch.Tensor:
+    """Lab L (N, 1, H, W) of course-scale RGB: the luminance a grey photo really carries."""
+    return rgb_to_lab(unit_rgb(course_rgb_images))[:, :1]
+
+
+class Formulation(ABC):
+    """A per-pixel target: network inputs, training targets, loss and reconstruction."""
+
+    name: ClassVar[str]
+
+    def __init__(self, palette: torch.Tensor):
+        self.palette = palette  # (K, 3) course scale: scores every formulation alike
+
+    @property
+    @abstractmethod
+    def out_channels(self) -> int: ...
+
+    @abstractmethod
+    def inputs(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Network input (N, 1, H, W) from course-scale RGB (N, 3, H, W)."""
+
+    @abstractmethod
+    def targets(self, rgb: torch.Tensor) -> torch.Tensor:
+        """What the loss compares outputs with, from course-scale RGB."""
+
+    @abstractmethod
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def predict_rgb(
+        self, outputs: torch.Tensor, inputs: torch.Tensor, lightness: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """RGB in [0, 1] (N, 3, H, W). With `lightness` (Lab L), the output keeps it exactly."""
+
+    def colour_indices(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Palette index (N, H, W) of each predicted pixel, for the course's accuracy."""
+        predicted = course_rgb(self.predict_rgb(outputs, inputs))
+        return nearest_colour(predicted, self.palette)[:, 0]
+
+    def describe(self) -> dict:
+        """What a checkpoint must store to rebuild this formulation (besides the palette)."""
+        return {"name": self.name}
+
+
+class PaletteClassification(Formulation):
     """One of K palette colours per pixel; outputs are logits (N, K, H, W)."""
 
-    palette: torch.Tensor  # (K, 3) RGB on the /256 scale
-    name: str = "palette-classification"
+    name = "palette-rgb"
+
+    @property
+    def out_channels(self) -> int:
+        return len(self.palette)
+
+    def inputs(self, rgb: torch.Tensor) -> torch.Tensor:
+        return course_grey(rgb)
 
     def targets(self, rgb: torch.Tensor) -> torch.Tensor:
         return nearest_colour(rgb, self.palette)[:, 0]  # (N, H, W) int64
@@ -28,19 +100,25 @@ class PaletteClassification:
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs, targets)
 
-    def colour_indices(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.argmax(dim=1)  # (N, H, W)
+    def colour_indices(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        return outputs.argmax(dim=1)
 
-    def to_rgb(self, outputs: torch.Tensor) -> torch.Tensor:
-        return palette_image(self.colour_indices(outputs), self.palette)
+    def predict_rgb(self, outputs, inputs, lightness=None):
+        rgb = unit_rgb(palette_image(outputs.argmax(dim=1), self.palette))
+        return rgb if lightness is None else replace_lightness(rgb, lightness)
 
 
-@dataclass
-class RGBRegression:
-    """RGB per pixel, on the course's /256 scale; outputs are (N, 3, H, W)."""
+class RGBRegression(Formulation):
+    """RGB per pixel on the course's scale; outputs are (N, 3, H, W); mean squared error."""
 
-    palette: torch.Tensor  # used only to score predictions with the course's accuracy
-    name: str = "rgb-regression"
+    name = "rgb-regression"
+
+    @property
+    def out_channels(self) -> int:
+        return 3
+
+    def inputs(self, rgb: torch.Tensor) -> torch.Tensor:
+        return course_grey(rgb)
 
     def targets(self, rgb: torch.Tensor) -> torch.Tensor:
         return rgb
@@ -48,16 +126,138 @@ class RGBRegression:
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(outputs, targets)
 
-    def colour_indices(self, outputs: torch.Tensor) -> torch.Tensor:
-        return nearest_colour(outputs.float(), self.palette)[:, 0]
-
-    def to_rgb(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.clamp(0.0, 1.0)
+    def predict_rgb(self, outputs, inputs, lightness=None):
+        rgb = unit_rgb(outputs.float())
+        return rgb if lightness is None else replace_lightness(rgb, lightness)
 
 
-Formulation = PaletteClassification | RGBRegression
+class _LabFormulation(Formulation):
+    """Input L / 100; the prediction is chroma, always joined with the input's own L."""
+
+    def inputs(self, rgb: torch.Tensor) -> torch.Tensor:
+        return true_lightness(rgb) / L_MAX
+
+    def targets(self, rgb: torch.Tensor) -> torch.Tensor:
+        return rgb_to_lab(unit_rgb(rgb))[:, 1:]  # (N, 2, H, W) ab
+
+    @abstractmethod
+    def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor: ...
+
+    def predict_rgb(self, outputs, inputs, lightness=None):
+        lightness = inputs * L_MAX if lightness is None else lightness
+        return join_l_ab(lightness, self.predict_ab(outputs))
 
 
-def formulation_for(objective: str, palette: torch.Tensor) -> Formulation:
-    formulations = {"classification": PaletteClassification, "regression": RGBRegression}
-    return formulations[objective](palette)
+class ABBinsClassification(_LabFormulation):
+    """Classes over the in-gamut ab bins, soft-encoded, rebalanced, annealed-mean decoded."""
+
+    name = "ab-bins"
+
+    def __init__(
+        self,
+        palette: torch.Tensor,
+        bins: ABBins,
+        class_weights: torch.Tensor | None = None,
+        temperature: float = ANNEALED_T,
+    ):
+        super().__init__(palette)
+        self.bins = bins
+        self.class_weights = class_weights  # (Q,) rebalancing; None = every class alike
+        self.temperature = temperature
+
+    @property
+    def out_channels(self) -> int:
+        return self.bins.num_bins
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        indices, weights = self.bins.sparse_soft_encode(targets)  # (N, 5, H, W) each
+        log_probabilities = F.log_softmax(outputs, dim=1)
+        per_pixel = -(weights * log_probabilities.gather(1, indices)).sum(dim=1)  # (N, H, W)
+        if self.class_weights is not None:
+            per_pixel = per_pixel * self.class_weights.to(outputs)[indices[:, 0]]
+        return per_pixel.mean()
+
+    def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.bins.decode(outputs, "annealed", self.temperature)
+
+    def describe(self) -> dict:
+        weights = None if self.class_weights is None else self.class_weights.cpu().tolist()
+        return {
+            "name": self.name,
+            "bins": self.bins.centres.cpu().tolist(),
+            "class_weights": weights,
+            "temperature": self.temperature,
+        }
+
+
+class ABRegression(_LabFormulation):
+    """ab / 110 per pixel, (N, 2, H, W), with a Huber (default) or L1 loss."""
+
+    name = "ab-regression"
+    HUBER_DELTA = 0.1  # in ab / 110 units: errors under 11 ab units are squared
+
+    def __init__(self, palette: torch.Tensor, regression_loss: str = "huber"):
+        super().__init__(palette)
+        if regression_loss not in ("huber", "l1"):
+            raise ColorcnnError(f"regression loss must be huber or l1, got {regression_loss!r}")
+        self.regression_loss = regression_loss
+
+    @property
+    def out_channels(self) -> int:
+        return 2
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        scaled = targets / AB_SCALE
+        if self.regression_loss == "l1":
+            return F.l1_loss(outputs, scaled)
+        return F.huber_loss(outputs, scaled, delta=self.HUBER_DELTA)
+
+    def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.float() * AB_SCALE
+
+    def describe(self) -> dict:
+        return {"name": self.name, "regression_loss": self.regression_loss}
+
+
+TARGETS = ("palette-rgb", "ab-bins", "ab-regression", "rgb-regression")
+
+
+def check_target(name: str) -> str:
+    if name not in TARGETS:
+        raise ColorcnnError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
+    return name
+
+
+def build_formulation(
+    name: str,
+    palette: torch.Tensor,
+    *,
+    train_rgb: torch.Tensor | None = None,
+    described: dict | None = None,
+    temperature: float = ANNEALED_T,
+    regression_loss: str = "huber",
+    rebalance: bool = True,
+) -> Formulation:
+    """A formulation by name; ab-bins fits its colour prior on `train_rgb`, or reuses the
+    bins and weights a checkpoint `described`."""
+    check_target(name)
+    if name == "palette-rgb":
+        return PaletteClassification(palette)
+    if name == "rgb-regression":
+        return RGBRegression(palette)
+    if name == "ab-regression":
+        loss = (described or {}).get("regression_loss", regression_loss)
+        return ABRegression(palette, loss)
+    if described is not None:
+        bins = ABBins(torch.tensor(described["bins"], dtype=torch.float32))
+        weights = described.get("class_weights")
+        class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        return ABBinsClassification(palette, bins, class_weights, temperature)
+    bins = ABBins.in_gamut()
+    class_weights = None
+    if rebalance:
+        if train_rgb is None:
+            raise ValueError("ab-bins needs the training images to fit its colour prior")
+        ab = rgb_to_lab(unit_rgb(train_rgb.cpu()))[:, 1:]
+        class_weights = bins.rebalancing_weights(bins.empirical_prior(ab))
+    return ABBinsClassification(palette, bins, class_weights, temperature)

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorcnn.data import cache, cifar, folders
+from colorcnn.data import cache, cifar, folders, photos
 from colorcnn.errors import ColorcnnError
 
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
 DEFAULT_CATEGORY = "horse"
+DATASETS = ("cifar10", "photos")
 ALL_CATEGORIES = "all"
 # The course divides by 256 (not 255), so a white pixel is 255/256; kept for comparable numbers.
 PIXEL_SCALE = 256.0
@@ -26,8 +27,11 @@ class DataSettings:
     """Where the images come from and which of them a run uses; stored in every checkpoint."""
 
     data: str | None = None  # folder (batches or image-folder tree); None = official download
-    category: str = DEFAULT_CATEGORY  # class name, class index, or "all"
-    seed: int = 0  # NumPy seed of the course's one-time shuffle
+    category: str = DEFAULT_CATEGORY  # class name, class index, or "all" (CIFAR-10 only)
+    seed: int = 0  # NumPy seed of the course's one-time shuffle (and of photo crops)
+    dataset: str = "cifar10"  # "cifar10", or "photos": a folder of colour photographs
+    crop_size: int = photos.DEFAULT_CROP  # photos: side of the square crops
+    crops_per_photo: int = photos.DEFAULT_CROPS_PER_PHOTO  # photos: random crops per photo
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,23 +151,66 @@ def _load_image_folder_cached(
 
 
 def course_preprocess(
-    images: np.ndarray, labels: np.ndarray, categories: list[int], rng: np.random.RandomState
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    categories: list[int] | None,
+    rng: np.random.RandomState,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The course's `process`: keep the categories, scale by 1/256, shuffle, grey = mean of RGB."""
-    selected = images[np.flatnonzero(np.isin(labels, categories))]  # reads only these rows
+    """The course's `process`: keep the categories, scale by 1/256, shuffle, grey = mean of RGB.
+
+    With `labels` None every image is kept.
+    """
+    if labels is None:
+        selected = np.asarray(images)
+    else:
+        selected = images[np.flatnonzero(np.isin(labels, categories))]  # reads only these rows
     rgb = selected.transpose(0, 3, 1, 2).astype(np.float32) / PIXEL_SCALE  # (N, 3, H, W)
     rng.shuffle(rgb)
     grey = rgb.mean(axis=1, keepdims=True)  # (N, 1, H, W)
     return torch.from_numpy(np.ascontiguousarray(rgb)), torch.from_numpy(grey)
 
 
+def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np.ndarray, ...]:
+    if settings.data is None:
+        raise ColorcnnError("the photos dataset needs --data FOLDER (a folder of colour photos)")
+    cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
+    folder = Path(settings.data).expanduser()
+    files = photos.list_photos(folder)
+    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    extra = {
+        "kind": "photo-crops", "root": str(folder.resolve()), "crop": settings.crop_size,
+        "crops_per_photo": settings.crops_per_photo, "seed": settings.seed,
+        "views": list(photos.VALIDATION_VIEWS), "min_crop_share": photos.MIN_CROP_SHARE,
+    }  # fmt: skip
+    key = cache.fingerprint(stats, extra)
+    arrays = cache.load_arrays(cache_dir, key)
+    if arrays is None:
+        train, validation = photos.load_photo_arrays(
+            folder, settings.crop_size, settings.crops_per_photo, settings.seed
+        )
+        arrays = {"train_images": train, "test_images": validation}
+        cache.save_arrays(cache_dir, key, arrays)
+    return arrays["train_images"], arrays["test_images"]
+
+
 def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> CourseData:
     started = time.perf_counter()
+    if settings.dataset not in DATASETS:
+        raise ColorcnnError(
+            f"unknown dataset {settings.dataset!r}; expected one of {', '.join(DATASETS)}"
+        )
+    rng = np.random.RandomState(settings.seed)
+    if settings.dataset == "photos":
+        train_images, test_images = _load_photo_data(settings, cache_dir)
+        train_rgb, train_grey = course_preprocess(train_images, None, None, rng)
+        test_rgb, test_grey = course_preprocess(test_images, None, None, rng)
+        return CourseData(
+            train_rgb, train_grey, test_rgb, test_grey, [], time.perf_counter() - started
+        )
     categories = resolve_categories(settings.category)
     raw = load_raw_cifar10(settings.data, cache_dir, categories)
     # One generator for both splits, in this order, as the course seeds NumPy once and
     # then processes train before test.
-    rng = np.random.RandomState(settings.seed)
     train_rgb, train_grey = course_preprocess(raw.train_images, raw.train_labels, categories, rng)
     test_rgb, test_grey = course_preprocess(raw.test_images, raw.test_labels, categories, rng)
     if len(train_rgb) == 0 or len(test_rgb) == 0:

@@ -1,49 +1,162 @@
-"""Validation loss and accuracy of a model over a whole split."""
+"""Scoring a model over a whole split: the course's loss and accuracy, and the field's metrics."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from colorcnn.color.formulations import Formulation
+from colorcnn.color.abbins import ABBins
+from colorcnn.color.formulations import (
+    Formulation,
+    build_formulation,
+    course_rgb,
+    true_lightness,
+    unit_rgb,
+)
+from colorcnn.color.palette import nearest_colour
+from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
-from colorcnn.evaluation.metrics import accuracy_percent, correct_pixels
+from colorcnn.evaluation import metrics
+
+
+@dataclass
+class _Totals:
+    """Running sums over batches, so that no split-sized output tensor is ever held."""
+
+    losses: list[float] = field(default_factory=list)
+    correct: int = 0
+    pixels: int = 0
+    psnr: list[torch.Tensor] = field(default_factory=list)
+    psnr_raw: list[torch.Tensor] = field(default_factory=list)
+    ssim: list[torch.Tensor] = field(default_factory=list)
+    colourfulness: list[torch.Tensor] = field(default_factory=list)
+    colourfulness_truth: list[torch.Tensor] = field(default_factory=list)
+    ab_errors: list[torch.Tensor] = field(default_factory=list)
+    truth_ab: list[torch.Tensor] = field(default_factory=list)
+
+    def add_pictures(
+        self, predicted: torch.Tensor, truth: torch.Tensor, full: bool, raw: torch.Tensor | None
+    ) -> None:
+        self.psnr.append(metrics.psnr_per_image(predicted, truth))
+        self.colourfulness.append(metrics.colourfulness(predicted))
+        self.colourfulness_truth.append(metrics.colourfulness(truth))
+        if full:
+            self.ssim.append(metrics.ssim_per_image(predicted, truth))
+            self.ab_errors.append(metrics.ab_errors(predicted, truth).cpu())
+            self.truth_ab.append(rgb_to_lab(truth)[:, 1:].cpu())
+            if raw is not None:
+                self.psnr_raw.append(metrics.psnr_per_image(raw, truth))
+
+    def summary(self) -> dict[str, float]:
+        result: dict[str, float] = {}
+        if self.losses:
+            result["val_loss"] = sum(self.losses) / len(self.losses)
+        result["val_acc"] = metrics.accuracy_percent(self.correct, self.pixels)
+        result["psnr"] = float(torch.cat(self.psnr).mean())
+        predicted_cf = float(torch.cat(self.colourfulness).mean())
+        truth_cf = float(torch.cat(self.colourfulness_truth).mean())
+        result["colourfulness"] = predicted_cf
+        result["colourfulness_truth"] = truth_cf
+        result["colourfulness_gap"] = truth_cf - predicted_cf
+        if self.ssim:
+            result["ssim"] = float(torch.cat(self.ssim).mean())
+            errors = torch.cat(self.ab_errors)
+            bins = ABBins.in_gamut()
+            truth_bins = bins.nearest(torch.cat(self.truth_ab))
+            result["auc"] = metrics.error_curve_auc(errors)
+            weights = metrics.rebalanced_pixel_weights(truth_bins, bins.num_bins)
+            result["auc_rebalanced"] = metrics.error_curve_auc(errors, weights)
+        if self.psnr_raw:
+            result["psnr_raw"] = float(torch.cat(self.psnr_raw).mean())
+        return result
 
 
 @torch.inference_mode()
 def evaluate(
     model: torch.nn.Module,
-    grey: torch.Tensor,
+    inputs: torch.Tensor,
     targets: torch.Tensor,
+    truth_rgb: torch.Tensor,
     formulation: Formulation,
     batch_size: int = 100,
+    full: bool = False,
 ) -> dict[str, float]:
-    """Mean per-batch loss (as the course averages it) and percent of pixels coloured right.
+    """Loss (mean of per-batch losses, as the course averages it), the course's accuracy,
+    and PSNR and colourfulness of the reconstruction with the true lightness.
 
-    `targets` are what the formulation trains on; accuracy always compares palette indices,
-    so that regression and classification models are scored alike.
+    `truth_rgb` is course-scale RGB (N, 3, H, W). With `full`, also SSIM, the AuC of the
+    ab-error curve (plain and rebalanced) and, where the formulation predicts whole
+    colours, the PSNR of its raw picture (`psnr_raw`).
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    losses: list[float] = []
-    correct = total = 0
-    for start in range(0, len(grey), batch_size):
-        inputs = grey[start : start + batch_size].to(device)
-        batch_targets = targets[start : start + batch_size].to(device)
-        outputs = model(inputs)
-        losses.append(float(formulation.loss(outputs, batch_targets)))
-        predicted = formulation.colour_indices(outputs)
-        truth = (
-            batch_targets
-            if batch_targets.dtype == torch.int64
-            else formulation.colour_indices(batch_targets)
+    totals = _Totals()
+    for start in range(0, len(inputs), batch_size):
+        batch = slice(start, start + batch_size)
+        batch_inputs = inputs[batch].to(device)
+        batch_truth = truth_rgb[batch].to(device)
+        outputs = model(batch_inputs)
+        totals.losses.append(float(formulation.loss(outputs, targets[batch].to(device))))
+        truth_indices = nearest_colour(batch_truth, formulation.palette)[:, 0]
+        totals.correct += metrics.correct_pixels(
+            formulation.colour_indices(outputs, batch_inputs), truth_indices
         )
-        correct += correct_pixels(predicted, truth)
-        total += truth.numel()
+        totals.pixels += truth_indices.numel()
+        lightness = true_lightness(batch_truth)
+        predicted = formulation.predict_rgb(outputs, batch_inputs, lightness)
+        raw = None
+        if formulation.name in ("palette-rgb", "rgb-regression"):
+            raw = formulation.predict_rgb(outputs, batch_inputs)
+        totals.add_pictures(predicted, unit_rgb(batch_truth), full, raw)
     model.train(was_training)
-    return {"val_loss": sum(losses) / len(losses), "val_acc": accuracy_percent(correct, total)}
+    return totals.summary()
+
+
+@torch.inference_mode()
+def evaluate_baselines(
+    truth_rgb: torch.Tensor,
+    train_rgb: torch.Tensor,
+    palette: torch.Tensor,
+    batch_size: int = 100,
+) -> dict[str, dict[str, float]]:
+    """Two colourizers without a network, for context: no colour at all (ab = 0), and the
+    mean training chroma everywhere; both keep the true lightness."""
+    mean_ab = rgb_to_lab(unit_rgb(train_rgb))[:, 1:].mean(dim=(0, 2, 3))  # (2,)
+    results = {}
+    for name, ab_value in (("grey", torch.zeros(2)), ("mean_training_colour", mean_ab)):
+        totals = _Totals()
+        for start in range(0, len(truth_rgb), batch_size):
+            truth = truth_rgb[start : start + batch_size]
+            lightness = true_lightness(truth)
+            ab = ab_value.to(truth).view(1, 2, 1, 1).expand(len(truth), 2, *truth.shape[-2:])
+            predicted = join_lightness_and_ab(lightness, ab)
+            predicted_indices = nearest_colour(course_rgb(predicted), palette)[:, 0]
+            truth_indices = nearest_colour(truth, palette)[:, 0]
+            totals.correct += metrics.correct_pixels(predicted_indices, truth_indices)
+            totals.pixels += truth_indices.numel()
+            totals.add_pictures(predicted, unit_rgb(truth), full=True, raw=None)
+        results[name] = totals.summary()
+    return results
+
+
+def default_target(objective: str) -> str:
+    return "rgb-regression" if objective == "regression" else "palette-rgb"
+
+
+def formulation_from_info(info: dict, palette: torch.Tensor, temperature: float | None = None):
+    """Rebuild a checkpoint's formulation; `temperature` overrides the saved annealing."""
+    described = info.get("formulation") or {"name": default_target(info.get("objective", ""))}
+    saved_temperature = described.get("temperature", 0.38)
+    return build_formulation(
+        described["name"],
+        palette,
+        described=described,
+        temperature=temperature if temperature is not None else saved_temperature,
+    )
 
 
 def evaluate_checkpoint(
@@ -54,13 +167,14 @@ def evaluate_checkpoint(
     batch_size: int = 100,
     cache_dir: Path | None = None,
     device: str = "cpu",
+    temperature: float | None = None,
+    baselines: bool = True,
 ) -> dict:
-    """Validation loss and accuracy of a saved model on the test split of its category.
+    """Every metric of a saved model on the test split of its category, and the baselines.
 
-    The palette, category and shuffle seed come from the checkpoint, so the numbers are
-    those of training; `data` overrides only where the images are read from.
+    The palette, formulation, category and shuffle seed come from the checkpoint, so the
+    numbers are those of training; `data` overrides only where the images are read from.
     """
-    from colorcnn.color.formulations import formulation_for
     from colorcnn.color.palette import check_palette
     from colorcnn.data.datasets import DataSettings, load_course_data
     from colorcnn.training.checkpoint import build_model, load_checkpoint, resolve_checkpoint
@@ -68,25 +182,40 @@ def evaluate_checkpoint(
 
     if batch_size < 1:
         raise ColorcnnError(f"batch-size must be a positive integer, got {batch_size}")
+    if temperature is not None and not temperature > 0:
+        raise ColorcnnError(f"temperature must be a positive number, got {temperature}")
     tensor_path = resolve_checkpoint(checkpoint_path, prefer)
     checkpoint = load_checkpoint(tensor_path)
     info = checkpoint.info
     settings = DataSettings(**info["data"])
     if data is not None:
-        settings = DataSettings(data, settings.category, settings.seed)
+        settings = dataclasses.replace(settings, data=data)
     target_device = resolve_device(device)
     model = build_model(checkpoint).to(target_device)
     palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32)).to(target_device)
-    formulation = formulation_for(info["objective"], palette)
+    formulation = formulation_from_info(info, palette, temperature)
     course_data = load_course_data(settings, cache_dir)
-    grey = course_data.test_grey.to(target_device)
-    targets = formulation.targets(course_data.test_rgb.to(target_device))
-    scores = evaluate(model, grey, targets, formulation, batch_size)
-    return {
+    test_rgb = course_data.test_rgb.to(target_device)
+    scores = evaluate(
+        model,
+        formulation.inputs(test_rgb),
+        formulation.targets(test_rgb),
+        test_rgb,
+        formulation,
+        batch_size,
+        full=True,
+    )
+    result = {
         "checkpoint": str(tensor_path),
         "model": info["model"],
+        "target": formulation.name,
         "epoch": info["epoch"],
-        "category": settings.category,
-        "num_images": len(grey),
+        "category": settings.category if settings.dataset == "cifar10" else "held-out photo",
+        "num_images": len(test_rgb),
         **scores,
     }
+    if baselines:
+        result["baselines"] = evaluate_baselines(
+            course_data.test_rgb, course_data.train_rgb, palette.cpu(), batch_size
+        )
+    return result

@@ -20,17 +20,35 @@ class ColourNet(nn.Module):
 
     objective: ClassVar[Objective] = "classification"
 
-    def __init__(self, kernel: int, num_filters: int, in_channels: int, out_channels: int):
+    def __init__(
+        self,
+        kernel: int,
+        num_filters: int,
+        in_channels: int,
+        out_channels: int,
+        colour_width: int | None = None,
+    ):
         super().__init__()
-        if kernel < 1 or num_filters < 1 or in_channels < 1 or out_channels < 1:
+        colour_width = out_channels if colour_width is None else colour_width
+        sizes = (kernel, num_filters, in_channels, out_channels, colour_width)
+        if min(sizes) < 1:
             raise ValueError(
-                "kernel, num_filters, in_channels and out_channels must be positive, got "
-                f"{kernel}, {num_filters}, {in_channels}, {out_channels}"
+                "kernel, num_filters, in_channels, out_channels and colour_width must be "
+                f"positive, got {', '.join(map(str, sizes))}"
             )
         self.kernel = kernel
         self.num_filters = num_filters
         self.in_channels = in_channels
         self.out_channels = out_channels
+        # The course's last layers are as wide as the output (NC colours). Hundreds of ab
+        # bins would make them the costliest layers by far, so they can stay narrower and
+        # a 1x1 convolution widens the result to `out_channels`.
+        self.colour_width = colour_width
+        self.head = (
+            nn.Identity()
+            if colour_width == out_channels
+            else nn.Conv2d(colour_width, out_channels, kernel_size=1)
+        )
 
     @property
     def hyperparameters(self) -> dict[str, int]:
@@ -40,10 +58,22 @@ class ColourNet(nn.Module):
             "num_filters": self.num_filters,
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
+            "colour_width": self.colour_width,
         }
 
     def forward_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def _finish(
+        self, activations: dict[str, torch.Tensor], last: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Name the last layer's result `output`, or pass it through the widening head."""
+        if isinstance(self.head, nn.Identity):
+            activations["output"] = last
+        else:
+            activations[f"out{len(activations) + 1}"] = last
+            activations["output"] = self.head(last)
+        return activations
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_activations(x)["output"]

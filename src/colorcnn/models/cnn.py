@@ -17,16 +17,22 @@ class CNN(ColourNet):
     """
 
     def __init__(
-        self, kernel: int = 3, num_filters: int = 32, in_channels: int = 1, out_channels: int = 24
+        self,
+        kernel: int = 3,
+        num_filters: int = 32,
+        in_channels: int = 1,
+        out_channels: int = 24,
+        colour_width: int | None = None,
     ):
-        super().__init__(kernel, num_filters, in_channels, out_channels)
+        super().__init__(kernel, num_filters, in_channels, out_channels, colour_width)
         nf = num_filters
         self.downconv1 = conv_block(in_channels, nf, kernel, resample=downsample())
         self.downconv2 = conv_block(nf, 2 * nf, kernel, resample=downsample())
         self.rfconv = conv_block(2 * nf, 2 * nf, kernel)
         self.upconv1 = conv_block(2 * nf, nf, kernel, resample=upsample())
-        self.upconv2 = conv_block(nf, out_channels, kernel, resample=upsample())
-        self.finalconv = same_conv(out_channels, out_channels, kernel)
+        nc = self.colour_width
+        self.upconv2 = conv_block(nf, nc, kernel, resample=upsample())
+        self.finalconv = same_conv(nc, nc, kernel)
 
     def forward_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out1 = self.downconv1(x)  # (N, NF, H/2, W/2)
@@ -34,15 +40,9 @@ class CNN(ColourNet):
         out3 = self.rfconv(out2)  # (N, 2NF, H/4, W/4)
         out4 = self.upconv1(out3)  # (N, NF, H/2, W/2)
         out5 = self.upconv2(out4)  # (N, C, H, W)
-        output = self.finalconv(out5)  # (N, C, H, W)
-        return {
-            "out1": out1,
-            "out2": out2,
-            "out3": out3,
-            "out4": out4,
-            "out5": out5,
-            "output": output,
-        }
+        last = self.finalconv(out5)  # (N, C, H, W)
+        activations = {"out1": out1, "out2": out2, "out3": out3, "out4": out4, "out5": out5}
+        return self._finish(activations, last)
 
 
 class RegressionCNN(CNN):
@@ -51,9 +51,14 @@ class RegressionCNN(CNN):
     objective = "regression"
 
     def __init__(
-        self, kernel: int = 3, num_filters: int = 32, in_channels: int = 1, out_channels: int = 3
+        self,
+        kernel: int = 3,
+        num_filters: int = 32,
+        in_channels: int = 1,
+        out_channels: int = 3,
+        colour_width: int | None = None,
     ):
-        super().__init__(kernel, num_filters, in_channels, out_channels)
+        super().__init__(kernel, num_filters, in_channels, out_channels, colour_width)
 
 
 @register_model

@@ -24,9 +24,14 @@ class ConvTransposeNet(ColourNet):
     """Conv stride 2 BN ReLU x2, ConvTranspose stride 2 BN ReLU x2, Conv (CSC413 2022)."""
 
     def __init__(
-        self, kernel: int = 3, num_filters: int = 32, in_channels: int = 1, out_channels: int = 24
+        self,
+        kernel: int = 3,
+        num_filters: int = 32,
+        in_channels: int = 1,
+        out_channels: int = 24,
+        colour_width: int | None = None,
     ):
-        super().__init__(kernel, num_filters, in_channels, out_channels)
+        super().__init__(kernel, num_filters, in_channels, out_channels, colour_width)
         nf = num_filters
         padding, output_padding = _strided_padding(kernel)
 
@@ -43,16 +48,16 @@ class ConvTransposeNet(ColourNet):
         self.layer1 = down(in_channels, nf)
         self.layer2 = down(nf, 2 * nf)
         self.layer3 = up(2 * nf, nf)
-        self.layer4 = up(nf, out_channels)
-        self.layer5 = same_conv(out_channels, out_channels, kernel)
+        self.layer4 = up(nf, self.colour_width)
+        self.layer5 = same_conv(self.colour_width, self.colour_width, kernel)
 
     def forward_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out1 = self.layer1(x)  # (N, NF, H/2, W/2)
         out2 = self.layer2(out1)  # (N, 2NF, H/4, W/4)
         out3 = self.layer3(out2)  # (N, NF, H/2, W/2)
         out4 = self.layer4(out3)  # (N, C, H, W)
-        output = self.layer5(out4)  # (N, C, H, W)
-        return {"out1": out1, "out2": out2, "out3": out3, "out4": out4, "output": output}
+        last = self.layer5(out4)  # (N, C, H, W)
+        return self._finish({"out1": out1, "out2": out2, "out3": out3, "out4": out4}, last)
 
 
 @register_model

@@ -23,16 +23,18 @@ class UNet(ColourNet):
         in_channels: int = 1,
         out_channels: int = 24,
         middle_dilation: int = 1,
+        colour_width: int | None = None,
     ):
-        super().__init__(kernel, num_filters, in_channels, out_channels)
+        super().__init__(kernel, num_filters, in_channels, out_channels, colour_width)
         nf = num_filters
         self.middle_dilation = middle_dilation
         self.downconv1 = conv_block(in_channels, nf, kernel, resample=downsample())
         self.downconv2 = conv_block(nf, 2 * nf, kernel, resample=downsample())
         self.rfconv = conv_block(2 * nf, 2 * nf, kernel, dilation=middle_dilation)
         self.upconv1 = conv_block(4 * nf, nf, kernel, resample=upsample())
-        self.upconv2 = conv_block(2 * nf, out_channels, kernel, resample=upsample())
-        self.finalconv = same_conv(out_channels + in_channels, out_channels, kernel)
+        nc = self.colour_width
+        self.upconv2 = conv_block(2 * nf, nc, kernel, resample=upsample())
+        self.finalconv = same_conv(nc + in_channels, nc, kernel)
 
     @property
     def hyperparameters(self) -> dict[str, int]:
@@ -44,15 +46,9 @@ class UNet(ColourNet):
         out3 = self.rfconv(out2)  # (N, 2NF, H/4, W/4)
         out4 = self.upconv1(torch.cat((out2, out3), dim=1))  # (N, NF, H/2, W/2)
         out5 = self.upconv2(torch.cat((out1, out4), dim=1))  # (N, C, H, W)
-        output = self.finalconv(torch.cat((x, out5), dim=1))  # (N, C, H, W)
-        return {
-            "out1": out1,
-            "out2": out2,
-            "out3": out3,
-            "out4": out4,
-            "out5": out5,
-            "output": output,
-        }
+        last = self.finalconv(torch.cat((x, out5), dim=1))  # (N, C, H, W)
+        activations = {"out1": out1, "out2": out2, "out3": out3, "out4": out4, "out5": out5}
+        return self._finish(activations, last)
 
 
 @register_model

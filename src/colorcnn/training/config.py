@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from colorcnn.color.abbins import ANNEALED_T
+from colorcnn.color.formulations import check_target
 from colorcnn.color.palette import DEFAULT_NUM_COLOURS
+from colorcnn.data.datasets import DataSettings
 from colorcnn.errors import ColorcnnError
+
+# Hundreds of ab bins as the width of the course's last layers would cost 30 times the rest
+# of the network; above this many outputs the last layers keep this width instead.
+WIDE_OUTPUT_COLOUR_WIDTH = 32
 
 
 @dataclass
@@ -13,6 +20,9 @@ class TrainConfig:
     model: str = "unet"  # a registered model name (`colorcnn models`)
     data: str | None = None  # folder of CIFAR-10; None downloads the official archive
     category: str = "horse"  # class name or index, or "all"
+    dataset: str = "cifar10"  # "cifar10", or "photos" (random crops of a photo folder)
+    crop_size: int = 64  # photos: crop side in pixels
+    crops_per_photo: int = 8  # photos: random crops per training photo
     epochs: int = 25  # the course trains for 25
     batch_size: int = 100
     lr: float = 0.001  # Adam's learning rate
@@ -20,6 +30,13 @@ class TrainConfig:
     kernel: int = 3  # convolution kernel size
     num_filters: int | None = None  # NF; None keeps the model variant's own
     num_colours: int = DEFAULT_NUM_COLOURS  # palette size K
+    colour_width: int | None = None  # width of the last layers; None: the output's, but at
+    # most WIDE_OUTPUT_COLOUR_WIDTH when there are more outputs than that (ab-bins)
+    target: str | None = None  # palette-rgb, ab-bins, ab-regression, rgb-regression; None:
+    # the model's own (palette-rgb, or rgb-regression for regression_cnn)
+    temperature: float = ANNEALED_T  # annealed-mean temperature of ab-bins
+    regression_loss: str = "huber"  # ab-regression's loss: huber or l1
+    rebalance: bool = True  # ab-bins: weight rare colours up (lambda 0.5, sigma 5)
     out: str = "runs/unet"  # run folder: metrics, pictures, checkpoints
     shuffle_each_epoch: bool = False  # the course walks the once-shuffled set in order
     picture_every: int = 1  # epochs between prediction grids; 0 turns them off
@@ -29,8 +46,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "kernel": self.kernel}
         positive["num_colours"] = self.num_colours
+        positive["crop_size"] = self.crop_size
+        positive["crops_per_photo"] = self.crops_per_photo
         if self.num_filters is not None:
             positive["num_filters"] = self.num_filters
+        if self.colour_width is not None:
+            positive["colour_width"] = self.colour_width
         for name, value in positive.items():
             if value < 1:
                 raise ColorcnnError(
@@ -40,8 +61,26 @@ class TrainConfig:
             raise ColorcnnError(f"num-colours must be at least 2, got {self.num_colours}")
         if not self.lr > 0:
             raise ColorcnnError(f"lr must be a positive number, got {self.lr}")
+        if self.target is not None:
+            check_target(self.target)
+        if not self.temperature > 0:
+            raise ColorcnnError(f"temperature must be a positive number, got {self.temperature}")
+        if self.regression_loss not in ("huber", "l1"):
+            raise ColorcnnError(
+                f"regression-loss must be huber or l1, got {self.regression_loss!r}"
+            )
         if self.picture_every < 0:
             raise ColorcnnError(f"picture-every must be 0 or more, got {self.picture_every}")
+
+    def resolved_colour_width(self, out_channels: int) -> int | None:
+        if self.colour_width is not None:
+            return self.colour_width
+        return WIDE_OUTPUT_COLOUR_WIDTH if out_channels > WIDE_OUTPUT_COLOUR_WIDTH else None
+
+    def data_settings(self) -> DataSettings:
+        return DataSettings(
+            self.data, self.category, self.seed, self.dataset, self.crop_size, self.crops_per_photo
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

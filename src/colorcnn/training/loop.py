@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from colorcnn.color.formulations import Formulation, formulation_for
+from colorcnn.color.formulations import Formulation, build_formulation, unit_rgb
 from colorcnn.color.palette import check_palette, fit_palette, palette_image
-from colorcnn.data.datasets import CourseData, DataSettings, load_course_data, resolve_categories
+from colorcnn.color.spaces import rgb_to_lab
+from colorcnn.data.datasets import load_course_data, resolve_categories
 from colorcnn.errors import ColorcnnError
-from colorcnn.evaluation.evaluate import evaluate
+from colorcnn.evaluation.evaluate import default_target, evaluate
 from colorcnn.files import atomic_open, write_json
 from colorcnn.models import create_model, model_entry, model_objective
 from colorcnn.training import checkpoint as ckpt
@@ -84,7 +85,7 @@ def set_determinism(enabled: bool) -> None:
 def train_one_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    grey: torch.Tensor,
+    inputs: torch.Tensor,
     targets: torch.Tensor,
     formulation: Formulation,
     batch_size: int,
@@ -94,22 +95,20 @@ def train_one_epoch(
     """One pass over the training set; returns the mean of the per-batch losses."""
     model.train()
     losses: list[float] = []
-    for start in range(0, len(grey), batch_size):
+    for start in range(0, len(inputs), batch_size):
         if order is None:
-            inputs, batch_targets = (
-                grey[start : start + batch_size],
-                targets[start : start + batch_size],
-            )
+            batch = slice(start, start + batch_size)
+            batch_inputs, batch_targets = inputs[batch], targets[batch]
         else:
             indices = order[start : start + batch_size]
-            inputs, batch_targets = grey[indices], targets[indices]
+            batch_inputs, batch_targets = inputs[indices], targets[indices]
         optimizer.zero_grad(set_to_none=True)
-        loss = formulation.loss(model(inputs), batch_targets)
+        loss = formulation.loss(model(batch_inputs), batch_targets)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
         if progress is not None:
-            progress.update(len(inputs))
+            progress.update(len(batch_inputs))
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
     return sum(losses) / len(losses)
 
@@ -125,27 +124,36 @@ def _save_picture(
     paths: RunPaths,
     model: torch.nn.Module,
     formulation: Formulation,
-    data: CourseData,
-    targets: torch.Tensor,
+    inputs: torch.Tensor,
+    truth_rgb: torch.Tensor,
     epoch: int,
     record: dict,
     model_name: str,
 ) -> None:
-    grey = data.test_grey[:PICTURE_IMAGES]
+    inputs = inputs[:PICTURE_IMAGES]
+    truth_rgb = truth_rgb[:PICTURE_IMAGES]
     with torch.inference_mode():
         model.eval()
-        predicted_rgb = formulation.to_rgb(model(grey))
-    if targets.dtype == torch.int64:
-        truth = palette_image(targets[:PICTURE_IMAGES], formulation.palette)
-        truth_label = "ground truth\n(palette)"
-    else:
-        truth = data.test_rgb[:PICTURE_IMAGES]
-        truth_label = "ground truth"
+        outputs = model(inputs)
+        rows = {"grey input": inputs.clamp(0, 1)}
+        if formulation.name == "palette-rgb":
+            truth_indices = formulation.targets(truth_rgb)
+            rows["ground truth\n(palette)"] = unit_rgb(
+                palette_image(truth_indices, formulation.palette)
+            )
+            rows["prediction"] = formulation.predict_rgb(outputs, inputs)
+            lightness = rgb_to_lab(unit_rgb(truth_rgb))[:, :1]
+            rows["prediction,\ntrue lightness"] = formulation.predict_rgb(
+                outputs, inputs, lightness
+            )
+        else:
+            rows["ground truth"] = unit_rgb(truth_rgb)
+            rows["prediction"] = formulation.predict_rgb(outputs, inputs)
     save_prediction_grid(
-        {"grey input": grey, truth_label: truth, "prediction": predicted_rgb},
+        rows,
         paths.picture(epoch),
-        f"{model_name}, epoch {epoch}: val loss {record['val_loss']:.4f}, "
-        f"val acc {record['val_acc']:.1f}%",
+        f"{model_name} ({formulation.name}), epoch {epoch}: val loss {record['val_loss']:.4f}, "
+        f"val acc {record['val_acc']:.1f}%, PSNR {record['psnr']:.2f} dB",
     )
 
 
@@ -164,7 +172,8 @@ def fit(
     """
     paths = RunPaths(Path(config.out))
     model_entry(config.model)  # fail on a bad name before minutes of data loading
-    resolve_categories(config.category)
+    if config.dataset == "cifar10":
+        resolve_categories(config.category)
     set_determinism(config.deterministic)
     device = resolve_device(config.device)
 
@@ -180,23 +189,41 @@ def fit(
             f"{paths.root} already holds a run; pass --resume to continue it or choose a new --out"
         )
 
-    data = load_course_data(DataSettings(config.data, config.category, config.seed), cache_dir)
+    data = load_course_data(config.data_settings(), cache_dir)
     if resumed is not None:
         palette = check_palette(torch.tensor(resumed.info["palette"], dtype=torch.float32))
     else:
         palette = fit_palette(data.train_rgb, config.num_colours, seed=config.seed)
-    for name in ("train_rgb", "train_grey", "test_rgb", "test_grey"):
+    for name in ("train_rgb", "test_rgb"):
         setattr(data, name, getattr(data, name).to(device))
     palette = palette.to(device)
 
     objective = model_objective(config.model)
-    formulation = formulation_for(objective, palette)
-    train_targets = formulation.targets(data.train_rgb)
-    test_targets = formulation.targets(data.test_rgb)
+    target = config.target or default_target(objective)
+    formulation = build_formulation(
+        target,
+        palette,
+        train_rgb=data.train_rgb,
+        described=resumed.info.get("formulation") if resumed is not None else None,
+        temperature=config.temperature,
+        regression_loss=config.regression_loss,
+        rebalance=config.rebalance,
+    )
+    # Inputs and targets are computed once and stay resident: no per-batch colour maths.
+    train_inputs, train_targets = (
+        formulation.inputs(data.train_rgb),
+        formulation.targets(data.train_rgb),
+    )
+    test_inputs, test_targets = (
+        formulation.inputs(data.test_rgb),
+        formulation.targets(data.test_rgb),
+    )
 
     model_args: dict = {"kernel": config.kernel, "in_channels": 1}
-    if objective == "classification":
-        model_args["out_channels"] = len(palette)
+    model_args["out_channels"] = formulation.out_channels
+    colour_width = config.resolved_colour_width(formulation.out_channels)
+    if colour_width is not None:
+        model_args["colour_width"] = colour_width
     if config.num_filters is not None:
         model_args["num_filters"] = config.num_filters
     torch.manual_seed(config.seed)
@@ -224,17 +251,21 @@ def fit(
         write_json(paths.config, config.to_dict())
         write_json(paths.palette, {"scale": "rgb / 256", "colours": palette.cpu().tolist()})
 
+    what = "photo crops" if config.dataset == "photos" else f"category {config.category!r}"
     log(
-        f"Training {config.model} on {len(data.train_rgb)} train / {len(data.test_rgb)} val images "
-        f"of category {config.category!r} ({sum(p.numel() for p in model.parameters()):,} weights, "
+        f"Training {config.model} ({formulation.name}) on {len(data.train_rgb)} train / "
+        f"{len(data.test_rgb)} val images of {what} "
+        f"({sum(p.numel() for p in model.parameters()):,} weights, "
         f"{device.type}, data ready in {data.load_seconds:.1f} s)"
     )
     base_info = {
         "model": config.model,
         "model_args": model.hyperparameters,
         "objective": objective,
+        "target": formulation.name,
+        "formulation": formulation.describe(),
         "palette": palette.cpu().tolist(),
-        "data": DataSettings(config.data, config.category, config.seed).to_dict(),
+        "data": config.data_settings().to_dict(),
         "train_config": config.to_dict(),
     }
     for epoch in range(start_epoch, config.epochs):
@@ -242,39 +273,42 @@ def fit(
         order = None
         if config.shuffle_each_epoch:
             generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-            order = torch.randperm(len(data.train_grey), generator=generator).to(device)
+            order = torch.randperm(len(train_inputs), generator=generator).to(device)
         with tqdm(
-            total=len(data.train_grey),
+            total=len(train_inputs),
             desc=f"Epoch {epoch + 1}/{config.epochs}",
             unit="img",
             leave=False,
             disable=not show_progress,
         ) as progress:
             train_loss = train_one_epoch(
-                model, optimizer, data.train_grey, train_targets, formulation,
+                model, optimizer, train_inputs, train_targets, formulation,
                 config.batch_size, order, progress,
             )  # fmt: skip
         train_seconds = time.perf_counter() - started
-        scores = evaluate(model, data.test_grey, test_targets, formulation, config.batch_size)
+        scores = evaluate(
+            model, test_inputs, test_targets, data.test_rgb, formulation, config.batch_size
+        )
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
             **scores,
             "seconds": time.perf_counter() - started,
-            "train_images_per_second": len(data.train_grey) / train_seconds,
+            "train_images_per_second": len(train_inputs) / train_seconds,
         }
         history.append(record)
         log(
             f"Epoch [{epoch + 1}/{config.epochs}], Val Loss: {record['val_loss']:.4f}, "
             f"Val Acc: {record['val_acc']:.1f}% | Train Loss: {train_loss:.4f} | "
-            f"{record['seconds']:.1f} s"
+            f"PSNR {record['psnr']:.2f} dB | colourfulness {record['colourfulness']:.1f} "
+            f"(truth {record['colourfulness_truth']:.1f}) | {record['seconds']:.1f} s"
         )
         _write_metrics(paths, history)
         if config.picture_every and (
             epoch % config.picture_every == 0 or epoch == config.epochs - 1
         ):
             _save_picture(
-                paths, model, formulation, data, test_targets, epoch, record, config.model
+                paths, model, formulation, test_inputs, data.test_rgb, epoch, record, config.model
             )
         is_best = record["val_loss"] < best_val_loss
         best_val_loss = min(best_val_loss, record["val_loss"])

@@ -1,0 +1,60 @@
+"""Colour spaces as pure torch functions over (*, C, H, W) that keep device and dtype.
+
+RGB is in [0, 1]; Lab follows CIE (D65): L in [0, 100], a and b roughly in [-110, 110].
+The conversions themselves are kornia's.
+"""
+
+from __future__ import annotations
+
+import torch
+from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
+from kornia.color import rgb_to_lab as _kornia_rgb_to_lab
+
+L_MAX = 100.0
+# |a|, |b| of sRGB colours stay below this; used to scale ab to about [-1, 1] for networks.
+AB_SCALE = 110.0
+
+
+def _check_image(image: torch.Tensor, channels: int, name: str) -> None:
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim < 3 or image.shape[-3] != channels:
+        raise ValueError(f"{name} must have shape (*, {channels}, H, W), got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise TypeError(f"{name} must be a floating point tensor, got {image.dtype}")
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] (*, 3, H, W) -> CIE Lab (*, 3, H, W)."""
+    _check_image(rgb, 3, "rgb")
+    return _kornia_rgb_to_lab(rgb.clamp(0.0, 1.0))
+
+
+def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """CIE Lab (*, 3, H, W) -> sRGB (*, 3, H, W); clipped to [0, 1] unless `clip` is False."""
+    _check_image(lab, 3, "lab")
+    return _kornia_lab_to_rgb(lab, clip=clip)
+
+
+def course_grey(rgb: torch.Tensor) -> torch.Tensor:
+    """The course's grey: the plain mean of R, G and B (*, 1, H, W)."""
+    _check_image(rgb, 3, "rgb")
+    return rgb.mean(dim=-3, keepdim=True)
+
+
+def lab_lightness(rgb: torch.Tensor) -> torch.Tensor:
+    """CIE L of sRGB (*, 1, H, W), in [0, 100]."""
+    return rgb_to_lab(rgb)[..., :1, :, :]
+
+
+def join_lightness_and_ab(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """RGB from L (*, 1, H, W) and ab (*, 2, H, W): the output keeps exactly this lightness
+    wherever the colour is in gamut."""
+    _check_image(lightness, 1, "lightness")
+    _check_image(ab, 2, "ab")
+    return lab_to_rgb(torch.cat((lightness, ab), dim=-3))
+
+
+def replace_lightness(rgb: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
+    """Keep the chroma of `rgb` and take the lightness L (*, 1, H, W) from elsewhere."""
+    return join_lightness_and_ab(lightness, rgb_to_lab(rgb)[..., 1:, :, :])

@@ -1,0 +1,99 @@
+"""The photo dataset: a held-out split by file name, seeded crops, fixed validation views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorcnn.data import DataSettings, load_course_data
+from colorcnn.data import photos as photo_data
+from colorcnn.errors import ColorcnnError
+from colorcnn.models import create_model
+
+
+def _make_photos(folder: Path, count: int = 12, size: tuple[int, int] = (120, 90)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(0)
+    paths = []
+    for index in range(count):
+        pixels = rng.randint(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        path = folder / f"photo_{index:02d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    (folder / "notes.txt").write_text("not a photo")
+    return paths
+
+
+def test_split_depends_only_on_file_names(tmp_path: Path) -> None:
+    paths = [tmp_path / f"p{i}.png" for i in range(200)]
+    split = photo_data.split_photos(paths)
+    assert set(split.train).isdisjoint(split.validation)
+    assert set(split.train) | set(split.validation) == set(paths)
+    assert 0.05 < len(split.validation) / len(paths) < 0.3
+    # Adding photos never moves an existing one to the other side.
+    grown = photo_data.split_photos(paths + [tmp_path / f"q{i}.png" for i in range(50)])
+    assert set(split.validation) <= set(grown.validation)
+
+
+def test_crops_are_seeded_and_sized(tmp_path: Path) -> None:
+    image = Image.fromarray(np.random.RandomState(1).randint(0, 256, (90, 120, 3), np.uint8))
+    first = photo_data.random_crops(image, 5, 32, np.random.RandomState(3))
+    again = photo_data.random_crops(image, 5, 32, np.random.RandomState(3))
+    other = photo_data.random_crops(image, 5, 32, np.random.RandomState(4))
+    assert first.shape == (5, 32, 32, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    views = photo_data.validation_views(image, 32)
+    assert views.shape == (len(photo_data.VALIDATION_VIEWS), 32, 32, 3)
+
+
+def test_photo_dataset_loads_and_is_cached(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    _make_photos(folder)
+    settings = DataSettings(str(folder), dataset="photos", crop_size=32, crops_per_photo=3)
+    data = load_course_data(settings, tmp_path / "cache")
+    views = len(photo_data.VALIDATION_VIEWS)
+    split = photo_data.split_photos(photo_data.list_photos(folder))
+    assert data.train_rgb.shape == (3 * len(split.train), 3, 32, 32)
+    assert data.test_rgb.shape == (views * len(split.validation), 3, 32, 32)
+    assert torch.allclose(data.train_grey, data.train_rgb.mean(dim=1, keepdim=True))
+    again = load_course_data(settings, tmp_path / "cache")
+    assert torch.equal(again.train_rgb, data.train_rgb)
+
+
+def test_photo_folder_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ColorcnnError, match="does not exist"):
+        photo_data.list_photos(tmp_path / "missing")
+    (tmp_path / "one").mkdir()
+    Image.new("RGB", (40, 40)).save(tmp_path / "one" / "only.png")
+    with pytest.raises(ColorcnnError, match="expected at least 2"):
+        photo_data.list_photos(tmp_path / "one")
+    with pytest.raises(ColorcnnError, match="needs --data"):
+        load_course_data(DataSettings(None, dataset="photos"), tmp_path / "cache")
+    with pytest.raises(ColorcnnError, match="unknown dataset"):
+        load_course_data(DataSettings(None, dataset="imagenet"), tmp_path / "cache")
+
+
+def test_broken_photo_names_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    _make_photos(folder, count=4)
+    broken = folder / "broken.png"
+    broken.write_text("not a png")
+    settings = DataSettings(str(folder), dataset="photos", crop_size=16, crops_per_photo=1)
+    with pytest.raises(ColorcnnError, match="broken.png could not be read"):
+        load_course_data(settings, tmp_path / "cache")
+
+
+@pytest.mark.parametrize("name", ["unet", "cnn", "conv_transpose_net", "pool_upsample_net"])
+def test_narrow_colour_layers_widen_through_a_1x1_head(name: str) -> None:
+    model = create_model(name, out_channels=261, colour_width=32)
+    assert isinstance(model.head, torch.nn.Conv2d) and model.head.kernel_size == (1, 1)
+    activations = model.forward_activations(torch.rand(1, 1, 32, 32))
+    assert activations["output"].shape == (1, 261, 32, 32)
+    names = list(activations)
+    assert activations[names[-2]].shape[1] == 32  # the narrow last layer, exposed by name
+    course = create_model(name)
+    assert isinstance(course.head, torch.nn.Identity)  # the course's models are unchanged
