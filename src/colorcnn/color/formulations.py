@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from colorcnn.color.abbins import ANNEALED_T, ABBins
+from colorcnn.color.abbins import ANNEALED_T, SOFT_NEIGHBOURS, ABBins
 from colorcnn.color.palette import nearest_colour, palette_image
 from colorcnn.color.spaces import AB_SCALE, L_MAX, course_grey, replace_lightness, rgb_to_lab
 from colorcnn.color.spaces import join_lightness_and_ab as join_l_ab
@@ -65,6 +65,11 @@ class Formulation(ABC):
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    def training_targets(self, rgb: torch.Tensor) -> torch.Tensor:
+        """`targets`, or a form of them that is cheaper to compute the loss from; what the
+        training loop keeps resident. `loss` accepts both."""
+        return self.targets(rgb)
 
     @abstractmethod
     def predict_rgb(
@@ -169,8 +174,28 @@ class ABBinsClassification(_LabFormulation):
     def out_channels(self) -> int:
         return self.bins.num_bins
 
+    _ENCODE_CHUNK = 64  # images per chunk: bounds the (pixels x bins) distance matrix
+
+    def training_targets(self, rgb: torch.Tensor) -> torch.Tensor:
+        """The soft encoding computed once: (N, 10, H, W) = 5 bin indices, then 5 weights.
+
+        Finding the 5 nearest of 261 bins for every pixel costs as much as the network's
+        forward pass, so it is not redone every epoch.
+        """
+        packed = []
+        for start in range(0, len(rgb), self._ENCODE_CHUNK):
+            ab = self.targets(rgb[start : start + self._ENCODE_CHUNK])
+            indices, weights = self.bins.sparse_soft_encode(ab)
+            packed.append(torch.cat((indices.to(weights.dtype), weights), dim=1))
+        return torch.cat(packed)
+
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        indices, weights = self.bins.sparse_soft_encode(targets)  # (N, 5, H, W) each
+        """Rebalanced soft cross-entropy; `targets` are ab (N, 2, H, W) or the packed
+        encoding of `training_targets`."""
+        if targets.shape[1] == 2:
+            indices, weights = self.bins.sparse_soft_encode(targets)  # (N, 5, H, W) each
+        else:
+            indices, weights = targets[:, :SOFT_NEIGHBOURS].long(), targets[:, SOFT_NEIGHBOURS:]
         log_probabilities = F.log_softmax(outputs, dim=1)
         per_pixel = -(weights * log_probabilities.gather(1, indices)).sum(dim=1)  # (N, H, W)
         if self.class_weights is not None:

@@ -199,7 +199,7 @@ def evaluate_checkpoint(
     scores = evaluate(
         model,
         formulation.inputs(test_rgb),
-        formulation.targets(test_rgb),
+        formulation.training_targets(test_rgb),
         test_rgb,
         formulation,
         batch_size,

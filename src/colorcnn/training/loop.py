@@ -210,14 +210,10 @@ def fit(
         rebalance=config.rebalance,
     )
     # Inputs and targets are computed once and stay resident: no per-batch colour maths.
-    train_inputs, train_targets = (
-        formulation.inputs(data.train_rgb),
-        formulation.targets(data.train_rgb),
-    )
-    test_inputs, test_targets = (
-        formulation.inputs(data.test_rgb),
-        formulation.targets(data.test_rgb),
-    )
+    train_inputs = formulation.inputs(data.train_rgb)
+    train_targets = formulation.training_targets(data.train_rgb)
+    test_inputs = formulation.inputs(data.test_rgb)
+    test_targets = formulation.training_targets(data.test_rgb)
 
     model_args: dict = {"kernel": config.kernel, "in_channels": 1}
     model_args["out_channels"] = formulation.out_channels
