@@ -90,3 +90,12 @@ def test_missing_checkpoint_names_the_path(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "nothing.safetensors")
     with pytest.raises(ColorcnnError, match="holds no checkpoints"):
         load_checkpoint(tmp_path)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    from colorcnn import files
+
+    files.write_json(tmp_path / "a.json", {"x": 1})
+    # Not mkstemp's owner-only 0600: what a plain open() would give under this umask.
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~files._current_umask()
+    assert not list(tmp_path.glob(".a.json.*"))
