@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from colorcnn.cli import main
 
@@ -61,7 +62,7 @@ def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys) -> 
         (["train", "--model", "nope"], 1, "unknown model 'nope'"),
         (["train", "--epochs", "-3"], 2, "--epochs"),
         (["train", "--batch-size", "0"], 2, "--batch-size"),
-        (["train", "--data", "no/such/folder"], 1, "data folder no/such/folder does not exist"),
+        (["train", "--data", "no/such/folder"], 1, "no/such/folder does not exist"),
         (["train", "--category", "zebra"], 1, "unknown category 'zebra'"),
         (["train", "--frobnicate"], 2, "No such option"),
         (["evaluate", "no/such/run"], 1, "does not exist"),
@@ -92,3 +93,30 @@ def test_models_lists_the_registry(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "unet" in out and "conv_transpose_net" in out and "regression" in out
+
+
+def test_resume_and_out_mistakes_fail_before_any_work(tmp_path: Path, capsys) -> None:
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    assert main(["train", "--resume", str(a_file), "--no-progress"]) == 1
+    assert "--resume expects a run folder" in _one_line_error(capsys)
+    assert main(["train", "--out", str(a_file / "run"), "--no-progress"]) == 1
+    assert "cannot create the run folder" in _one_line_error(capsys)
+
+
+def test_a_damaged_checkpoint_header_is_one_line(tmp_path: Path, capsys) -> None:
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    header = json.dumps({"format": "colorcnn-checkpoint-v1", "model": "unet"})
+    save_file({"model.x": torch.zeros(1)}, str(folder / "best.safetensors"), {"colorcnn": header})
+    assert main(["evaluate", str(tmp_path / "run")]) == 1
+    assert "lacks a valid 'model_args'" in _one_line_error(capsys)
+    header = json.dumps(
+        {"format": "colorcnn-checkpoint-v1", "model": "unet", "model_args": {"bogus": 1},
+         "epoch": 0}
+    )  # fmt: skip
+    save_file({"model.x": torch.zeros(1)}, str(folder / "best.safetensors"), {"colorcnn": header})
+    assert main(["evaluate", str(tmp_path / "run")]) == 1
+    assert "lacks valid palette" in _one_line_error(capsys)

@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
+from colorcnn.color.abbins import ANNEALED_T
+from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.errors import ColorcnnError
 
 app = typer.Typer(
@@ -68,10 +70,12 @@ def train(
             "--dataset", help="cifar10, or photos: random crops of a folder of colour photos."
         ),
     ] = "cifar10",
-    crop_size: Annotated[int, typer.Option("--crop-size", min=8, help="photos: crop side.")] = 64,
+    crop_size: Annotated[
+        int, typer.Option("--crop-size", min=8, help="photos: crop side.")
+    ] = DEFAULT_CROP,
     crops_per_photo: Annotated[
         int, typer.Option("--crops-per-photo", min=1, help="photos: random crops per photo.")
-    ] = 8,
+    ] = DEFAULT_CROPS_PER_PHOTO,
     epochs: Annotated[
         int | None,
         typer.Option("--epochs", "-e", min=1, show_default="25", help="Epochs to train in all."),
@@ -106,7 +110,7 @@ def train(
             "rebalanced, annealed mean), ab-regression (Lab chroma, Huber/L1), rgb-regression.",
         ),
     ] = None,
-    temperature: TemperatureOption = 0.38,
+    temperature: TemperatureOption = ANNEALED_T,
     colour_width: Annotated[
         int | None,
         typer.Option(
@@ -133,12 +137,16 @@ def train(
     device: DeviceOption = "cpu",
     resume: Annotated[
         Path | None,
-        typer.Option("--resume", help="Continue the run in this folder from its last checkpoint."),
+        typer.Option(
+            "--resume",
+            help="Continue the run in this folder from its last checkpoint, with its own "
+            "settings; only --epochs, --data and --device are taken from the command line.",
+        ),
     ] = None,
     cache_dir: CacheDirOption = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar during each epoch.")] = True,
 ) -> None:
-    """Train a colourization model on CIFAR-10 as the course does.
+    """Train a colourization model on CIFAR-10 as the course does, or on photos.
 
     Writes metrics.jsonl, a prediction grid per epoch, loss curves and the last and best
     checkpoints into the run folder.
@@ -155,7 +163,8 @@ def train(
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise ColorcnnError(f"--out {out} and --resume {resume} name different run folders")
     config = TrainConfig(
-        model=model, data=data, category=category, epochs=epochs or 25, batch_size=batch_size,
+        model=model, data=data, category=category, epochs=epochs or TrainConfig.epochs,
+        batch_size=batch_size,
         lr=lr, seed=seed, kernel=kernel, num_filters=num_filters, num_colours=num_colours,
         out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
         device=device, target=target, temperature=temperature, regression_loss=regression_loss,
@@ -164,7 +173,9 @@ def train(
     )  # fmt: skip
     if resume is not None and epochs is None:
         from colorcnn.training.checkpoint import load_checkpoint
+        from colorcnn.training.loop import check_run_folder
 
+        check_run_folder(resume)
         config.epochs = load_checkpoint(resume, prefer="last").info["train_config"]["epochs"]
     fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
 
@@ -230,7 +241,7 @@ def _print_scores(result: dict) -> None:
     ]
     table = Table(
         "", *(title for _, title, _ in columns),
-        title=f"{result['model']} ({result['target']}), epoch {result['epoch']}, "
+        title=f"{result['model']} ({result['target']}) after epoch {result['epoch'] + 1}, "
         f"{result['num_images']} {result['category']} test images",
     )  # fmt: skip
     rows = {result["model"]: result, **result.get("baselines", {})}

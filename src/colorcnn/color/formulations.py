@@ -174,7 +174,7 @@ class ABBinsClassification(_LabFormulation):
     def out_channels(self) -> int:
         return self.bins.num_bins
 
-    _ENCODE_CHUNK = 64  # images per chunk: bounds the (pixels x bins) distance matrix
+    _ENCODE_CHUNK_PIXELS = 1 << 16  # bounds the (pixels x bins) distance matrix to ~70 MB
 
     def training_targets(self, rgb: torch.Tensor) -> torch.Tensor:
         """The soft encoding computed once: (N, 10, H, W) = 5 bin indices, then 5 weights.
@@ -183,8 +183,9 @@ class ABBinsClassification(_LabFormulation):
         forward pass, so it is not redone every epoch.
         """
         packed = []
-        for start in range(0, len(rgb), self._ENCODE_CHUNK):
-            ab = self.targets(rgb[start : start + self._ENCODE_CHUNK])
+        images_per_chunk = max(1, self._ENCODE_CHUNK_PIXELS // (rgb.shape[-1] * rgb.shape[-2]))
+        for start in range(0, len(rgb), images_per_chunk):
+            ab = self.targets(rgb[start : start + images_per_chunk])
             indices, weights = self.bins.sparse_soft_encode(ab)
             packed.append(torch.cat((indices.to(weights.dtype), weights), dim=1))
         return torch.cat(packed)

@@ -105,6 +105,11 @@ def load_raw_cifar10(
 
 def _load_batches_cached(batches_dir: Path, cache_dir: Path) -> RawCifar:
     paths = [batches_dir / name for name in cifar.TRAIN_BATCHES + cifar.TEST_BATCHES]
+    missing = [path.name for path in paths if not path.is_file()]
+    if missing:
+        raise ColorcnnError(
+            f"{batches_dir} lacks {', '.join(missing)}; delete the folder to extract it again"
+        )
     key = cache.fingerprint_paths(
         paths, {"kind": "cifar-batches", "root": str(batches_dir.resolve())}
     )
@@ -180,7 +185,8 @@ def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np
     extra = {
         "kind": "photo-crops", "root": str(folder.resolve()), "crop": settings.crop_size,
         "crops_per_photo": settings.crops_per_photo, "seed": settings.seed,
-        "views": list(photos.VALIDATION_VIEWS), "min_crop_share": photos.MIN_CROP_SHARE,
+        "views": photos.VALIDATION_VIEWS, "min_crop_share": photos.MIN_CROP_SHARE,
+        "validation_share": photos.VALIDATION_SHARE,
     }  # fmt: skip
     key = cache.fingerprint(stats, extra)
     arrays = cache.load_arrays(cache_dir, key)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from colorcnn.color.abbins import ABBins
+from colorcnn.color.abbins import ANNEALED_T, ABBins
 from colorcnn.color.formulations import (
     Formulation,
     build_formulation,
@@ -150,7 +150,7 @@ def default_target(objective: str) -> str:
 def formulation_from_info(info: dict, palette: torch.Tensor, temperature: float | None = None):
     """Rebuild a checkpoint's formulation; `temperature` overrides the saved annealing."""
     described = info.get("formulation") or {"name": default_target(info.get("objective", ""))}
-    saved_temperature = described.get("temperature", 0.38)
+    saved_temperature = described.get("temperature", ANNEALED_T)
     return build_formulation(
         described["name"],
         palette,
@@ -187,12 +187,19 @@ def evaluate_checkpoint(
     tensor_path = resolve_checkpoint(checkpoint_path, prefer)
     checkpoint = load_checkpoint(tensor_path)
     info = checkpoint.info
-    settings = DataSettings(**info["data"])
+    try:
+        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
+        known = {field.name for field in dataclasses.fields(DataSettings)}
+        settings = DataSettings(**{k: v for k, v in info["data"].items() if k in known})
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ColorcnnError(
+            f"{tensor_path}: its description lacks valid palette or data settings ({error!r})"
+        ) from error
     if data is not None:
         settings = dataclasses.replace(settings, data=data)
     target_device = resolve_device(device)
     model = build_model(checkpoint).to(target_device)
-    palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32)).to(target_device)
+    palette = palette.to(target_device)
     formulation = formulation_from_info(info, palette, temperature)
     course_data = load_course_data(settings, cache_dir)
     test_rgb = course_data.test_rgb.to(target_device)

@@ -27,6 +27,10 @@ OPTIMIZER_PREFIX = "optimizer."
 RNG_KEY = "rng.torch"
 
 
+# What every checkpoint description must hold, with its JSON type.
+_REQUIRED_INFO = {"model": str, "model_args": dict, "epoch": int}
+
+
 @dataclass
 class Checkpoint:
     """A loaded checkpoint: its description and its tensors by role."""
@@ -124,10 +128,15 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
             f"{tensor_path} has no colorcnn description in its header; expected a checkpoint "
             "written by colorcnn"
         ) from error
-    if info.get("format") != CHECKPOINT_FORMAT:
-        raise ColorcnnError(
-            f"{tensor_path} has format {info.get('format')!r}; expected {CHECKPOINT_FORMAT!r}"
-        )
+    if not isinstance(info, dict) or info.get("format") != CHECKPOINT_FORMAT:
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        raise ColorcnnError(f"{tensor_path} has format {found!r}; expected {CHECKPOINT_FORMAT!r}")
+    for key, kind in _REQUIRED_INFO.items():
+        if not isinstance(info.get(key), kind):
+            raise ColorcnnError(
+                f"{tensor_path}: its description lacks a valid {key!r} "
+                f"(expected {kind.__name__}); the header is damaged or was edited"
+            )
     model_state = {
         name[len(MODEL_PREFIX) :]: value
         for name, value in tensors.items()
@@ -147,10 +156,10 @@ def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
     from colorcnn.models import create_model
 
     info = checkpoint.info
-    model = create_model(info["model"], **info["model_args"])
     try:
+        model = create_model(info["model"], **info["model_args"])
         model.load_state_dict(checkpoint.model_state, strict=True)
-    except RuntimeError as error:
+    except (RuntimeError, TypeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0]
         raise ColorcnnError(
             f"checkpoint weights do not fit model {info['model']!r} with {info['model_args']} "

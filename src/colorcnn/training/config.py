@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from colorcnn.color.abbins import ANNEALED_T
 from colorcnn.color.formulations import check_target
 from colorcnn.color.palette import DEFAULT_NUM_COLOURS
 from colorcnn.data.datasets import DataSettings
+from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.errors import ColorcnnError
 
 # Hundreds of ab bins as the width of the course's last layers would cost 30 times the rest
@@ -21,8 +23,8 @@ class TrainConfig:
     data: str | None = None  # folder of CIFAR-10; None downloads the official archive
     category: str = "horse"  # class name or index, or "all"
     dataset: str = "cifar10"  # "cifar10", or "photos" (random crops of a photo folder)
-    crop_size: int = 64  # photos: crop side in pixels
-    crops_per_photo: int = 8  # photos: random crops per training photo
+    crop_size: int = DEFAULT_CROP  # photos: crop side in pixels
+    crops_per_photo: int = DEFAULT_CROPS_PER_PHOTO  # photos: random crops per training photo
     epochs: int = 25  # the course trains for 25
     batch_size: int = 100
     lr: float = 0.001  # Adam's learning rate
@@ -44,6 +46,8 @@ class TrainConfig:
     deterministic: bool = True  # deterministic kernels, so a seed gives the same metrics
 
     def __post_init__(self) -> None:
+        if self.data is not None:  # runs can be resumed and evaluated from anywhere
+            self.data = str(Path(self.data).expanduser().absolute())
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "kernel": self.kernel}
         positive["num_colours"] = self.num_colours
         positive["crop_size"] = self.crop_size

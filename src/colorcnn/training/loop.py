@@ -157,6 +157,11 @@ def _save_picture(
     )
 
 
+def check_run_folder(folder: Path) -> None:
+    if not Path(folder).is_dir():
+        raise ColorcnnError(f"--resume expects a run folder made by `colorcnn train`, got {folder}")
+
+
 def fit(
     config: TrainConfig,
     *,
@@ -177,17 +182,30 @@ def fit(
     set_determinism(config.deterministic)
     device = resolve_device(config.device)
 
+    if resume:
+        check_run_folder(paths.root)
     resumed = ckpt.load_checkpoint(paths.root, prefer="last") if resume else None
     if resumed is not None:
         saved = TrainConfig.from_dict(resumed.info["train_config"])
-        # Everything but the epoch budget, the device and the folder comes from the run itself.
-        config = TrainConfig.from_dict(
-            {**saved.to_dict(), "epochs": config.epochs, "device": config.device, "out": config.out}
-        )
-    elif paths.checkpoints.exists() and any(paths.checkpoints.iterdir()):
-        raise ColorcnnError(
-            f"{paths.root} already holds a run; pass --resume to continue it or choose a new --out"
-        )
+        # The run's own settings, but for the epoch budget, the device, the folder and, when
+        # given, where the data now lies.
+        overrides = {"epochs": config.epochs, "device": config.device, "out": config.out}
+        if config.data is not None:
+            overrides["data"] = config.data
+        config = TrainConfig.from_dict({**saved.to_dict(), **overrides})
+    else:
+        if paths.checkpoints.exists() and any(paths.checkpoints.iterdir()):
+            raise ColorcnnError(
+                f"{paths.root} already holds a run; pass --resume to continue it or choose a "
+                "new --out"
+            )
+        try:  # before minutes of data loading, so that a bad --out fails at once
+            paths.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ColorcnnError(
+                f"cannot create the run folder {paths.root} ({error.strerror}); expected a "
+                "writable folder path for --out"
+            ) from error
 
     data = load_course_data(config.data_settings(), cache_dir)
     if resumed is not None:
@@ -230,20 +248,25 @@ def fit(
     best_val_loss = float("inf")
     start_epoch = 0
     if resumed is not None:
-        model.load_state_dict(resumed.model_state)
         if resumed.optimizer_state is None:
             raise ColorcnnError(
                 f"{paths.root}: the last checkpoint has no optimizer state to resume"
             )
-        optimizer.load_state_dict(resumed.optimizer_state)
-        if resumed.torch_rng_state is not None:
-            torch.set_rng_state(resumed.torch_rng_state)
-        history = resumed.info["history"]
-        best_val_loss = resumed.info["best_val_loss"]
-        start_epoch = resumed.info["epoch"] + 1
+        try:
+            model.load_state_dict(resumed.model_state)
+            optimizer.load_state_dict(resumed.optimizer_state)
+            if resumed.torch_rng_state is not None:
+                torch.set_rng_state(resumed.torch_rng_state)
+            history = resumed.info["history"]
+            best_val_loss = resumed.info["best_val_loss"]
+            start_epoch = resumed.info["epoch"] + 1
+        except (RuntimeError, KeyError, TypeError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise ColorcnnError(
+                f"{paths.root}: the last checkpoint cannot be resumed ({first_line})"
+            ) from error
         log(f"Resuming {paths.root} at epoch {start_epoch + 1} of {config.epochs}")
     else:
-        paths.root.mkdir(parents=True, exist_ok=True)
         write_json(paths.config, config.to_dict())
         write_json(paths.palette, {"scale": "rgb / 256", "colours": palette.cpu().tolist()})
 
@@ -268,7 +291,8 @@ def fit(
         started = time.perf_counter()
         order = None
         if config.shuffle_each_epoch:
-            generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            # A generator per (seed, epoch), so a resumed run draws the same order again.
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
             order = torch.randperm(len(train_inputs), generator=generator).to(device)
         with tqdm(
             total=len(train_inputs),
@@ -320,10 +344,11 @@ def fit(
         ckpt.save_checkpoint(paths.checkpoints / "last", model, info, optimizer)
 
     if history:
-        save_loss_curves(history, paths.loss_curves, f"{config.model} on {config.category}")
+        save_loss_curves(history, paths.loss_curves, f"{config.model} ({formulation.name}), {what}")
         best = min(history, key=lambda r: r["val_loss"])
         log(
-            f"Best epoch {best['epoch'] + 1}: val loss {best['val_loss']:.4f}, "
+            f"Best: epoch {best['epoch'] + 1}/{config.epochs} (pictures/"
+            f"{paths.picture(best['epoch']).name}), val loss {best['val_loss']:.4f}, "
             f"val acc {best['val_acc']:.1f}%; run saved in {paths.root}"
         )
     return history
