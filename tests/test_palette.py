@@ -66,3 +66,24 @@ def test_shape_errors_say_what_was_expected() -> None:
         fit_palette(torch.rand(3, 4, 4))
     with pytest.raises(ColorcnnError, match=r"palette must have shape"):
         nearest_colour(torch.rand(1, 3, 2, 2), torch.rand(4, 2))
+
+
+def test_a_fixed_palette_file_is_loaded_and_checked(tmp_path) -> None:
+    import json
+
+    import numpy as np
+
+    from colorcnn.color.palette import load_palette
+
+    colours = np.random.RandomState(0).uniform(0, 1, size=(24, 3))
+    np.save(tmp_path / "colour_kmeans24_cat7.npy", colours[:, None, :])  # the course's shape
+    assert torch.allclose(load_palette(tmp_path / "colour_kmeans24_cat7.npy"),
+                          torch.tensor(colours, dtype=torch.float32))  # fmt: skip
+    (tmp_path / "palette.json").write_text(json.dumps({"colours": colours.tolist()}))
+    assert load_palette(tmp_path / "palette.json").shape == (24, 3)
+    np.save(tmp_path / "bad.npy", np.zeros((24, 2)))
+    with pytest.raises(ColorcnnError, match=r"has shape \(24, 2\); expected"):
+        load_palette(tmp_path / "bad.npy")
+    (tmp_path / "text.npy").write_text("not numpy")
+    with pytest.raises(ColorcnnError, match="not a readable palette"):
+        load_palette(tmp_path / "text.npy")

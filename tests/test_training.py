@@ -124,3 +124,16 @@ def test_shuffle_each_epoch_changes_the_batches(tiny_cifar: Path, tmp_path: Path
 def test_bad_settings_are_refused(overrides: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ColorcnnError, match=message):
         _config(tmp_path, tmp_path / "run", **overrides)
+
+
+def test_a_palette_file_replaces_k_means(tiny_cifar: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    colours = np.linspace(0.05, 0.95, 15).reshape(5, 3)
+    np.save(tmp_path / "course_palette.npy", colours)
+    run = tmp_path / "run"
+    config = _config(tiny_cifar, run, palette_file=str(tmp_path / "course_palette.npy"))
+    fit(config, show_progress=False, log=lambda _: None)
+    saved = json.loads((run / "palette.json").read_text())["colours"]
+    assert np.allclose(saved, colours, atol=1e-6)
+    assert load_checkpoint(run, prefer="last").model_state["finalconv.weight"].shape[0] == 5

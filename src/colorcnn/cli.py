@@ -100,6 +100,14 @@ def train(
         ),
     ] = None,
     num_colours: Annotated[int, typer.Option("--num-colours", min=2, help="Palette size K.")] = 24,
+    palette: Annotated[
+        Path | None,
+        typer.Option(
+            "--palette",
+            help="Use this palette (.npy, e.g. the course's colour_kmeans24_cat7.npy, or JSON) "
+            "instead of fitting k-means.",
+        ),
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option(
@@ -169,7 +177,7 @@ def train(
         out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
         device=device, target=target, temperature=temperature, regression_loss=regression_loss,
         rebalance=rebalance, colour_width=colour_width, dataset=dataset, crop_size=crop_size,
-        crops_per_photo=crops_per_photo,
+        crops_per_photo=crops_per_photo, palette_file=str(palette) if palette else None,
     )  # fmt: skip
     if resume is not None and epochs is None:
         from colorcnn.training.checkpoint import load_checkpoint

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
@@ -41,6 +44,31 @@ def fit_palette(
     centres = kmeans.cluster_centers_
     order = np.argsort(centres.sum(axis=1), kind="stable")
     return torch.from_numpy(centres[order].astype(np.float32))
+
+
+def load_palette(path: str | Path) -> torch.Tensor:
+    """A palette from a file: NumPy `.npy` (the course shipped `colour_kmeans24_cat7.npy`),
+    or JSON, either a list of [r, g, b] or a run's `palette.json`. RGB on the /256 scale."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            values = np.load(path, allow_pickle=False)
+        else:
+            loaded = json.loads(path.read_text())
+            values = np.asarray(loaded["colours"] if isinstance(loaded, dict) else loaded)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ColorcnnError(
+            f"{path} is not a readable palette ({error}); expected a .npy array or JSON list "
+            "of [r, g, b] rows"
+        ) from error
+    values = np.squeeze(np.asarray(values, dtype=np.float64))
+    if values.ndim != 2 or values.shape[1] != 3 or values.shape[0] < 2:
+        raise ColorcnnError(
+            f"palette {path} has shape {values.shape}; expected (num_colours >= 2, 3)"
+        )
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        raise ColorcnnError(f"palette {path} has values outside [0, 1]; expected RGB / 256")
+    return torch.from_numpy(values.astype(np.float32))
 
 
 def check_palette(palette: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ class TrainConfig:
     kernel: int = 3  # convolution kernel size
     num_filters: int | None = None  # NF; None keeps the model variant's own
     num_colours: int = DEFAULT_NUM_COLOURS  # palette size K
+    palette_file: str | None = None  # a fixed palette (.npy or JSON) instead of k-means
     colour_width: int | None = None  # width of the last layers; None: the output's, but at
     # most WIDE_OUTPUT_COLOUR_WIDTH when there are more outputs than that (ab-bins)
     target: str | None = None  # palette-rgb, ab-bins, ab-regression, rgb-regression; None:
@@ -48,6 +49,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.data is not None:  # runs can be resumed and evaluated from anywhere
             self.data = str(Path(self.data).expanduser().absolute())
+        if self.palette_file is not None:
+            self.palette_file = str(Path(self.palette_file).expanduser().absolute())
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "kernel": self.kernel}
         positive["num_colours"] = self.num_colours
         positive["crop_size"] = self.crop_size

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from colorcnn.color.formulations import Formulation, build_formulation, unit_rgb
-from colorcnn.color.palette import check_palette, fit_palette, palette_image
+from colorcnn.color.palette import check_palette, fit_palette, load_palette, palette_image
 from colorcnn.color.spaces import rgb_to_lab
 from colorcnn.data.datasets import load_course_data, resolve_categories
 from colorcnn.errors import ColorcnnError
@@ -210,6 +210,8 @@ def fit(
     data = load_course_data(config.data_settings(), cache_dir)
     if resumed is not None:
         palette = check_palette(torch.tensor(resumed.info["palette"], dtype=torch.float32))
+    elif config.palette_file is not None:
+        palette = load_palette(config.palette_file)
     else:
         palette = fit_palette(data.train_rgb, config.num_colours, seed=config.seed)
     for name in ("train_rgb", "test_rgb"):
