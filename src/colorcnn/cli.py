@@ -17,6 +17,7 @@ from typer.exceptions import TyperException
 from colorcnn.color.abbins import ANNEALED_T
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.errors import ColorcnnError
+from colorcnn.inference.colorize import DEFAULT_WORKING_SIZE
 
 app = typer.Typer(
     name="colorcnn",
@@ -263,6 +264,69 @@ def _print_scores(result: dict) -> None:
     )
 
 
+@app.command()
+def colorize(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders or glob patterns ('scans/*.tif').")
+    ],
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="A run folder or .safetensors checkpoint.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the colourized images.")
+    ] = Path("colorized"),
+    size: Annotated[
+        int, typer.Option("--size", min=4, help="Shorter side at which the network runs.")
+    ] = DEFAULT_WORKING_SIZE,
+    temperature: Annotated[
+        float | None,
+        typer.Option("--temperature", show_default="the model's", help="ab-bins models only."),
+    ] = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Colourize grey photos of any size: the output keeps the input's size, detail and
+    brightness; only the chroma comes from the network.
+
+    Examples:
+
+        colorcnn colorize old_photo.jpg -m runs/photo -o colorized
+
+        colorcnn colorize scans/ --recursive -m runs/photo --size 320
+    """
+    from colorcnn.inference.batch import colorize_files, plan_jobs
+    from colorcnn.inference.colorize import Colorizer
+
+    colorizer = Colorizer.load(model)
+    jobs = plan_jobs(inputs, output, recursive)
+    if not jobs:
+        raise ColorcnnError(f"no images found in {' '.join(inputs)}")
+
+    def report(line: str) -> None:
+        typer.echo(line, err=True)
+
+    summary = colorize_files(
+        colorizer, jobs, size=size, temperature=temperature, overwrite=overwrite,
+        show_progress=progress, report=report,
+    )  # fmt: skip
+    if summary.had_colour:
+        typer.echo(
+            f"note: {summary.had_colour} input(s) had colour; they were converted to grey first",
+            err=True,
+        )
+    typer.echo(
+        f"Colourized {len(summary.done)} of {len(jobs)} image(s) with {colorizer.name} in "
+        f"{summary.seconds:.1f} s into {output}"
+        + (f"; {len(summary.failed)} failed" if summary.failed else "")
+        + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 @app.command("models")
 def list_registered_models(
     pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'unet*'.")] = "*",
@@ -295,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args or ["--help"], prog_name="colorcnn", standalone_mode=False)
+        # Without standalone mode, an Exit raised by a command comes back as its status.
+        status = app(args=args or ["--help"], prog_name="colorcnn", standalone_mode=False)
     except ColorcnnError as error:
         print(f"colorcnn: error: {error}", file=sys.stderr)
         return 1
@@ -308,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         print(f"colorcnn: error: {message} (see colorcnn --help)", file=sys.stderr)
         return getattr(error, "exit_code", 2)
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def run() -> None:

@@ -77,6 +77,15 @@ class Formulation(ABC):
     ) -> torch.Tensor:
         """RGB in [0, 1] (N, 3, H, W). With `lightness` (Lab L), the output keeps it exactly."""
 
+    def predict_chroma(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Predicted Lab chroma ab (N, 2, H, W), to be joined with any lightness."""
+        return rgb_to_lab(self.predict_rgb(outputs, inputs))[:, 1:]
+
+    def set_temperature(self, temperature: float) -> None:
+        raise ColorcnnError(
+            f"a temperature applies to ab-bins models only; this one predicts {self.name}"
+        )
+
     def colour_indices(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Palette index (N, H, W) of each predicted pixel, for the course's accuracy."""
         predicted = course_rgb(self.predict_rgb(outputs, inputs))
@@ -148,6 +157,9 @@ class _LabFormulation(Formulation):
     @abstractmethod
     def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor: ...
 
+    def predict_chroma(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        return self.predict_ab(outputs)
+
     def predict_rgb(self, outputs, inputs, lightness=None):
         lightness = inputs * L_MAX if lightness is None else lightness
         return join_l_ab(lightness, self.predict_ab(outputs))
@@ -205,6 +217,11 @@ class ABBinsClassification(_LabFormulation):
 
     def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.bins.decode(outputs, "annealed", self.temperature)
+
+    def set_temperature(self, temperature: float) -> None:
+        if not temperature > 0:
+            raise ColorcnnError(f"temperature must be a positive number, got {temperature}")
+        self.temperature = temperature
 
     def describe(self) -> dict:
         weights = None if self.class_weights is None else self.class_weights.cpu().tolist()

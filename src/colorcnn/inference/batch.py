@@ -1,0 +1,108 @@
+"""Colourizing many files: inputs from files, folders and globs; outputs that keep their
+names; nothing overwritten unless asked; one line per failure and a summary."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.inference.colorize import Colorizer
+from colorcnn.inference.images import read_image, save_image
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+)  # fmt: skip
+# Output formats Pillow writes well; other inputs (e.g. GIF) are written as PNG.
+_KEPT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Summary:
+    done: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    had_colour: int = 0
+    seconds: float = 0.0
+
+
+def _output_name(source: Path, relative_to: Path | None) -> Path:
+    relative = source.relative_to(relative_to) if relative_to else Path(source.name)
+    suffix = source.suffix.lower()
+    return relative if suffix in _KEPT_SUFFIXES else relative.with_suffix(".png")
+
+
+def plan_jobs(inputs: list[str], out_dir: Path, recursive: bool = False) -> list[Job]:
+    """Expand files, folders and glob patterns into (source, target) pairs.
+
+    Files found in a folder keep their path below it; the others keep their file name.
+    """
+    jobs: list[Job] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(p for p in path.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+            jobs += [Job(p, out_dir / _output_name(p, path)) for p in found if not p.is_dir()]
+        elif path.exists() or os.path.islink(path):
+            jobs.append(Job(path, out_dir / _output_name(path, None)))
+        elif glob.has_magic(item):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive))
+            jobs += [Job(p, out_dir / _output_name(p, None)) for p in matches if p.is_file()]
+        else:
+            raise ColorcnnError(f"input {item} does not exist; expected a file, folder or glob")
+    targets: dict[Path, Path] = {}
+    for job in jobs:
+        if job.target in targets:
+            raise ColorcnnError(
+                f"{job.source} and {targets[job.target]} would both be written to {job.target}; "
+                "colourize them into different folders"
+            )
+        targets[job.target] = job.source
+    return jobs
+
+
+def colorize_files(
+    colorizer: Colorizer,
+    jobs: list[Job],
+    *,
+    size: int,
+    temperature: float | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    report: Callable[[str], None] = print,
+) -> Summary:
+    """Colourize every job; a file that fails is reported in one line and the rest go on."""
+    summary = Summary()
+    started = time.perf_counter()
+    for job in tqdm(
+        jobs, desc="Colourizing", unit="image", disable=not show_progress or len(jobs) < 2
+    ):
+        if job.target.exists() and not overwrite:
+            summary.skipped.append(job.source)
+            report(f"skipped {job.source}: {job.target} exists (pass --overwrite to replace it)")
+            continue
+        try:
+            loaded = read_image(job.source)
+            result = colorizer.colorize_loaded(loaded, size, temperature)
+            save_image(result, job.target)
+        except ColorcnnError as error:
+            summary.failed.append((job.source, str(error)))
+            report(f"failed {job.source}: {error}")
+            continue
+        summary.had_colour += loaded.was_colour
+        summary.done.append(job.target)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,125 @@
+"""Colourize images of any size: predict chroma at a working resolution, upsample it, and
+join it with the input's own full-resolution lightness, so that the output keeps the
+input's size, detail and brightness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from colorcnn.color.formulations import Formulation, course_rgb
+from colorcnn.color.palette import check_palette
+from colorcnn.color.spaces import lab_to_rgb, rgb_to_lab
+from colorcnn.errors import ColorcnnError
+from colorcnn.inference.images import LoadedImage, from_array, from_pil, read_image, to_pil
+
+DEFAULT_WORKING_SIZE = 256  # shorter side, in pixels, at which the network runs
+# The networks pool twice, so their input sides must be multiples of 4.
+_SIDE_MULTIPLE = 4
+# Rows converted from Lab to RGB at a time: bounds memory for very large images.
+_STRIP_ROWS = 512
+
+
+def working_shape(height: int, width: int, shorter_side: int) -> tuple[int, int]:
+    """(h, w) with the shorter side near `shorter_side`, the aspect ratio kept, and both
+    sides multiples of 4."""
+    scale = shorter_side / min(height, width)
+
+    def side(length: int) -> int:
+        return max(_SIDE_MULTIPLE, int(round(length * scale / _SIDE_MULTIPLE)) * _SIDE_MULTIPLE)
+
+    return side(height), side(width)
+
+
+@dataclass
+class Colorizer:
+    """A trained model ready to colourize; build it with `Colorizer.load`."""
+
+    model: torch.nn.Module
+    formulation: Formulation
+    name: str
+
+    @classmethod
+    def load(cls, checkpoint: str | Path) -> Colorizer:
+        from colorcnn.evaluation.evaluate import formulation_from_info
+        from colorcnn.training.checkpoint import build_model, load_checkpoint
+
+        loaded = load_checkpoint(checkpoint, prefer="best")
+        palette = check_palette(torch.tensor(loaded.info["palette"], dtype=torch.float32))
+        model = build_model(loaded).eval()
+        formulation = formulation_from_info(loaded.info, palette)
+        return cls(model, formulation, f"{loaded.info['model']} ({formulation.name})")
+
+    @torch.inference_mode()
+    def predict_ab(
+        self, rgb: np.ndarray, shorter_side: int, temperature: float | None
+    ) -> torch.Tensor:
+        """Chroma (1, 2, h, w) predicted at the working resolution from RGB (H, W, 3)."""
+        height, width = rgb.shape[:2]
+        h, w = working_shape(height, width, shorter_side)
+        small = Image.fromarray(np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8))
+        small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        small_rgb = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
+        small_rgb = small_rgb.permute(2, 0, 1)[None]  # (1, 3, h, w)
+        if temperature is not None:
+            self.formulation.set_temperature(temperature)
+        inputs = self.formulation.inputs(course_rgb(small_rgb))
+        return self.formulation.predict_chroma(self.model(inputs), inputs)
+
+    def colorize_loaded(
+        self,
+        image: LoadedImage,
+        shorter_side: int = DEFAULT_WORKING_SIZE,
+        temperature: float | None = None,
+    ) -> Image.Image:
+        if shorter_side < _SIDE_MULTIPLE:
+            raise ColorcnnError(f"size must be at least {_SIDE_MULTIPLE} px, got {shorter_side}")
+        height, width = image.rgb.shape[:2]
+        ab_small = self.predict_ab(image.rgb, shorter_side, temperature)
+        output = np.empty((height, width, 3), dtype=np.float32)
+        # Upsampling and conversion go strip by strip, so a 12-megapixel scan never needs
+        # more than a few full-size float planes at once.
+        ab_full = F.interpolate(
+            ab_small, size=(height, width), mode="bilinear", align_corners=False
+        )
+        for top in range(0, height, _STRIP_ROWS):
+            rows = slice(top, top + _STRIP_ROWS)
+            strip = torch.from_numpy(image.rgb[rows]).permute(2, 0, 1)[None]
+            lightness = rgb_to_lab(strip)[:, :1]
+            lab = torch.cat((lightness, ab_full[:, :, rows]), dim=1)
+            output[rows] = lab_to_rgb(lab)[0].permute(1, 2, 0).numpy()
+        return to_pil(output, image.alpha)
+
+    def colorize(
+        self,
+        image: str | Path | Image.Image | np.ndarray,
+        shorter_side: int = DEFAULT_WORKING_SIZE,
+        temperature: float | None = None,
+    ) -> Image.Image:
+        """Colourize a path, a PIL image or an array; returns a PIL image of the same size."""
+        if isinstance(image, (str, Path)):
+            loaded = read_image(image)
+        elif isinstance(image, Image.Image):
+            loaded = from_pil(image)
+        elif isinstance(image, np.ndarray):
+            loaded = from_array(image)
+        else:
+            raise ColorcnnError(
+                f"expected a path, a PIL image or a NumPy array, got {type(image).__name__}"
+            )
+        return self.colorize_loaded(loaded, shorter_side, temperature)
+
+
+def colorize(
+    image: str | Path | Image.Image | np.ndarray,
+    model: str | Path,
+    size: int = DEFAULT_WORKING_SIZE,
+    temperature: float | None = None,
+) -> Image.Image:
+    """Colourize one image with a trained model (a run folder or a .safetensors checkpoint)."""
+    return Colorizer.load(model).colorize(image, size, temperature)

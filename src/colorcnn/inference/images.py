@@ -1,0 +1,127 @@
+"""Reading every kind of image safely, and writing results without half-written files."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.files import atomic_path
+
+# Modes whose pixels are already grey; everything else is converted to grey first.
+_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+# Pillow's high-bit-depth grey modes, with the value that maps to white.
+_DEEP_GREY_WHITE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+
+
+@dataclass
+class LoadedImage:
+    """An image ready to colourize: RGB in [0, 1] (H, W, 3) float32, with what to restore."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None  # (H, W) uint8, kept as it was
+    was_colour: bool  # the input carried colour, which the tool ignores
+    source_mode: str
+
+
+def _has_colour(rgb: np.ndarray) -> bool:
+    # Greyscale photos saved as RGB differ between channels only by rounding.
+    return bool(np.abs(rgb[..., 0] - rgb[..., 1]).max() > 2 / 255 or
+                np.abs(rgb[..., 1] - rgb[..., 2]).max() > 2 / 255)  # fmt: skip
+
+
+def read_image(path: str | Path) -> LoadedImage:
+    """Open any still image Pillow reads: EXIF orientation applied, alpha kept, 16-bit grey
+    kept at full precision, CMYK and palette images converted; the first frame of an
+    animation or a multi-page file."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                opened.seek(0)
+                image = ImageOps.exif_transpose(opened)
+                image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ColorcnnError(
+            f"{path} is too large to decode safely ({error}); expected at most "
+            f"{Image.MAX_IMAGE_PIXELS:,} pixels"
+        ) from None
+    except IsADirectoryError:
+        raise ColorcnnError(f"{path} is a folder, not an image") from None
+    except FileNotFoundError:
+        raise ColorcnnError(f"{path} does not exist; expected an image file") from None
+    except PermissionError:
+        raise ColorcnnError(f"{path} cannot be read (permission denied)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ColorcnnError(f"{path} could not be read as an image ({error})") from None
+    return from_pil(image)
+
+
+def from_pil(image: Image.Image) -> LoadedImage:
+    mode = image.mode
+    alpha = None
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA"))[..., 3].copy()
+    if mode in _DEEP_GREY_WHITE:
+        grey = np.asarray(image, dtype=np.float64) / _DEEP_GREY_WHITE[mode]
+        grey = np.clip(grey, 0.0, 1.0).astype(np.float32)
+        return LoadedImage(np.repeat(grey[..., None], 3, axis=2), alpha, False, mode)
+    if mode == "F":
+        grey = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return LoadedImage(np.repeat(grey[..., None], 3, axis=2), alpha, False, mode)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    was_colour = mode not in _GREY_MODES and _has_colour(rgb)
+    return LoadedImage(rgb, alpha, was_colour, mode)
+
+
+def from_array(array: np.ndarray) -> LoadedImage:
+    """(H, W) or (H, W, 1|3|4) arrays: uint8, uint16, or floats in [0, 1]."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ColorcnnError(
+            f"expected an image array of shape (H, W) or (H, W, 1|3|4), got {array.shape}"
+        )
+    if array.dtype == np.uint8:
+        scaled = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        scaled = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        scaled = np.clip(array.astype(np.float32), 0.0, 1.0)
+    else:
+        raise ColorcnnError(f"expected uint8, uint16 or float pixels, got {array.dtype}")
+    alpha = None
+    if scaled.ndim == 3 and scaled.shape[2] == 4:
+        alpha = np.round(scaled[..., 3] * 255).astype(np.uint8)
+        scaled = scaled[..., :3]
+    if scaled.ndim == 2:
+        return LoadedImage(np.repeat(scaled[..., None], 3, axis=2), alpha, False, "array")
+    return LoadedImage(scaled, alpha, _has_colour(scaled), "array")
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    """RGB in [0, 1] (H, W, 3) and an optional alpha (H, W) uint8 -> an 8-bit PIL image."""
+    pixels = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+    if alpha is None:
+        return Image.fromarray(pixels, "RGB")
+    return Image.fromarray(np.dstack((pixels, alpha)), "RGBA")
+
+
+def save_image(image: Image.Image, target: Path) -> None:
+    """Write atomically; the format follows the suffix. JPEG cannot hold alpha, so an image
+    with alpha is refused for it rather than silently flattened."""
+    suffix = target.suffix.lower()
+    if image.mode == "RGBA" and suffix in (".jpg", ".jpeg"):
+        raise ColorcnnError(f"{target}: JPEG cannot keep the input's transparency; use .png")
+    options = {"quality": 95} if suffix in (".jpg", ".jpeg") else {}
+    try:
+        with atomic_path(target) as tmp_path:
+            image.save(tmp_path, format=Image.registered_extensions().get(suffix, "PNG"), **options)
+    except OSError as error:
+        raise ColorcnnError(f"cannot write {target} ({error.strerror or error})") from None

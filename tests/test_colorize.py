@@ -1,0 +1,135 @@
+"""Colourizing images of any size and kind with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorcnn.cli import main
+from colorcnn.color.spaces import rgb_to_lab
+from colorcnn.errors import ColorcnnError
+from colorcnn.inference import Colorizer, colorize
+from colorcnn.inference.colorize import working_shape
+from colorcnn.inference.images import read_image
+from colorcnn.training import TrainConfig, fit
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    runs = {}
+    for target in ("ab-bins", "palette-rgb"):
+        out = tmp_path_factory.mktemp("runs") / target
+        config = TrainConfig(
+            model="unet_small", data=str(tiny_cifar), category="all", epochs=1, batch_size=50,
+            num_colours=6, target=target, out=str(out), picture_every=0,
+        )  # fmt: skip
+        fit(config, show_progress=False, log=lambda _: None)
+        runs[target] = out
+    return runs
+
+
+def _grey_photo(width: int = 150, height: int = 97) -> Image.Image:
+    ys, xs = np.mgrid[0:height, 0:width]
+    pixels = ((xs * 255 / width) * 0.6 + (ys * 255 / height) * 0.4).astype(np.uint8)
+    return Image.fromarray(pixels, "L")
+
+
+def _lightness(image: Image.Image) -> np.ndarray:
+    import torch
+
+    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255)
+    return rgb_to_lab(rgb.permute(2, 0, 1)[None])[0, 0].numpy()
+
+
+@pytest.mark.parametrize("target", ["ab-bins", "palette-rgb"])
+def test_output_keeps_size_and_lightness(trained_runs, target: str) -> None:
+    grey = _grey_photo()
+    result = colorize(grey, trained_runs[target], size=32)
+    assert result.size == grey.size and result.mode == "RGB"
+    # Only the chroma is predicted: the lightness is the input's, to rounding and gamut.
+    difference = np.abs(_lightness(result) - _lightness(grey))
+    assert np.median(difference) < 1.0
+
+
+def test_working_shape_keeps_aspect_and_multiples_of_four() -> None:
+    assert working_shape(3000, 4000, 256) == (256, 340)
+    h, w = working_shape(97, 150, 32)
+    assert h % 4 == 0 and w % 4 == 0 and h == 32
+
+
+@pytest.mark.parametrize(
+    "mode", ["L", "RGB", "RGBA", "LA", "P", "CMYK", "I;16", "1"]
+)  # fmt: skip
+def test_every_image_mode_is_read_and_colourized(trained_runs, tmp_path: Path, mode: str) -> None:
+    base = _grey_photo(40, 30)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(base, dtype=np.uint16) * 257)  # 16-bit grey
+        assert image.mode == "I;16"
+    else:
+        image = base.convert(mode)
+    suffix = ".tif" if mode in ("CMYK", "I;16") else ".png"
+    path = tmp_path / f"in{suffix}"
+    image.save(path)
+    loaded = read_image(path)
+    assert loaded.rgb.shape == (30, 40, 3)
+    assert (loaded.alpha is not None) == (mode in ("RGBA", "LA"))
+    result = Colorizer.load(trained_runs["ab-bins"]).colorize_loaded(loaded, 16)
+    assert result.size == (40, 30)
+    assert result.mode == ("RGBA" if loaded.alpha is not None else "RGB")
+
+
+def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
+    image = _grey_photo(60, 20).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert read_image(tmp_path / "rotated.jpg").rgb.shape == (60, 20, 3)
+
+
+def test_cli_colourizes_a_folder_and_continues_past_bad_files(trained_runs, tmp_path, capsys):
+    folder = tmp_path / "scans"
+    (folder / "sub").mkdir(parents=True)
+    _grey_photo().save(folder / "a.png")
+    _grey_photo(64, 64).save(folder / "sub" / "b.jpg")
+    (folder / "broken.png").write_text("not an image")
+    out = tmp_path / "out"
+    status = main(["colorize", str(folder), "-r", "-m", str(trained_runs["ab-bins"]),
+                   "-o", str(out), "--size", "32", "--no-progress"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 1  # one input failed
+    assert "failed" in captured.err and "broken.png" in captured.err
+    assert "Colourized 2 of 3" in captured.out
+    assert Image.open(out / "a.png").size == (150, 97)
+    assert Image.open(out / "sub" / "b.jpg").size == (64, 64)
+    assert not list(out.rglob(".*tmp"))  # no half-written files
+
+    # Nothing is overwritten without --overwrite.
+    before = (out / "a.png").stat().st_mtime_ns
+    status = main(["colorize", str(folder / "a.png"), "-m", str(trained_runs["ab-bins"]),
+                   "-o", str(out), "--size", "32"])  # fmt: skip
+    assert status == 0 and "skipped" in capsys.readouterr().err
+    assert (out / "a.png").stat().st_mtime_ns == before
+
+
+def test_colour_input_is_noted_and_temperature_is_checked(trained_runs, tmp_path, capsys):
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (20, 20, 3), np.uint8)).save(
+        tmp_path / "colour.png"
+    )
+    args = ["colorize", str(tmp_path / "colour.png"), "-o", str(tmp_path / "o"), "--size", "16"]
+    assert main([*args, "-m", str(trained_runs["ab-bins"]), "--temperature", "0.2"]) == 0
+    assert "converted to grey first" in capsys.readouterr().err
+    assert main([*args, "-m", str(trained_runs["palette-rgb"]), "--temperature", "0.2",
+                 "--overwrite"]) == 1  # fmt: skip
+    assert "ab-bins models only" in capsys.readouterr().err
+
+
+def test_bad_inputs_are_one_line(trained_runs, tmp_path: Path) -> None:
+    with pytest.raises(ColorcnnError, match="does not exist"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(ColorcnnError, match="is a folder"):
+        read_image(tmp_path)
+    with pytest.raises(ColorcnnError, match="expected a path, a PIL image or a NumPy array"):
+        Colorizer.load(trained_runs["ab-bins"]).colorize(42)
