@@ -286,6 +286,9 @@ def colorize(
         bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="torch, or onnx for a file from `colorcnn export`.")
+    ] = "torch",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Colourize grey photos of any size: the output keeps the input's size, detail and
@@ -300,7 +303,7 @@ def colorize(
     from colorcnn.inference.batch import colorize_files, plan_jobs
     from colorcnn.inference.colorize import Colorizer
 
-    colorizer = Colorizer.load(model)
+    colorizer = Colorizer.load(model, backend)
     jobs = plan_jobs(inputs, output, recursive)
     if not jobs:
         raise ColorcnnError(f"no images found in {' '.join(inputs)}")
@@ -325,6 +328,27 @@ def colorize(
     )
     if summary.failed:
         raise typer.Exit(1)
+
+
+export_app = typer.Typer(help="Export a trained model to other runtimes.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx_command(
+    model: Annotated[Path, typer.Argument(help="A run folder or .safetensors checkpoint.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
+) -> None:
+    """Export to ONNX with a dynamic batch and image size (sides multiples of 4).
+
+    Example:
+
+        colorcnn export onnx runs/photo -o photo.onnx
+    """
+    from colorcnn.inference.onnx import export_onnx
+
+    written = export_onnx(model, output)
+    typer.echo(f"Wrote {written} ({written.stat().st_size / 1e6:.2f} MB)")
 
 
 @app.command("models")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,17 +124,37 @@ def evaluate_baselines(
     palette: torch.Tensor,
     batch_size: int = 100,
 ) -> dict[str, dict[str, float]]:
-    """Two colourizers without a network, for context: no colour at all (ab = 0), and the
-    mean training chroma everywhere; both keep the true lightness."""
+    """Colourizers without a network, for context.
+
+    - `grey`: no colour at all (ab = 0) with the true lightness;
+    - `mean_training_colour`: the mean training chroma everywhere, with the true lightness;
+    - `course_grey`: the course's grey input itself (the mean of R, G and B in every
+      channel). It is the grey closest to the truth in RGB, so it scores the highest PSNR
+      of any grey picture, though its lightness is not the photo's.
+    """
     mean_ab = rgb_to_lab(unit_rgb(train_rgb))[:, 1:].mean(dim=(0, 2, 3))  # (2,)
+
+    def with_chroma(ab_value: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        def predict(truth: torch.Tensor) -> torch.Tensor:
+            ab = ab_value.to(truth).view(1, 2, 1, 1).expand(len(truth), 2, *truth.shape[-2:])
+            return join_lightness_and_ab(true_lightness(truth), ab)
+
+        return predict
+
+    def course_grey_picture(truth: torch.Tensor) -> torch.Tensor:
+        return unit_rgb(truth).mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+
+    baselines = {
+        "grey": with_chroma(torch.zeros(2)),
+        "mean_training_colour": with_chroma(mean_ab),
+        "course_grey": course_grey_picture,
+    }
     results = {}
-    for name, ab_value in (("grey", torch.zeros(2)), ("mean_training_colour", mean_ab)):
+    for name, predict in baselines.items():
         totals = _Totals()
         for start in range(0, len(truth_rgb), batch_size):
             truth = truth_rgb[start : start + batch_size]
-            lightness = true_lightness(truth)
-            ab = ab_value.to(truth).view(1, 2, 1, 1).expand(len(truth), 2, *truth.shape[-2:])
-            predicted = join_lightness_and_ab(lightness, ab)
+            predicted = predict(truth)
             predicted_indices = nearest_colour(course_rgb(predicted), palette)[:, 0]
             truth_indices = nearest_colour(truth, palette)[:, 0]
             totals.correct += metrics.correct_pixels(predicted_indices, truth_indices)

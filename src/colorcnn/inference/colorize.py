@@ -45,15 +45,30 @@ class Colorizer:
     name: str
 
     @classmethod
-    def load(cls, checkpoint: str | Path) -> Colorizer:
+    def load(cls, checkpoint: str | Path, backend: str = "torch") -> Colorizer:
+        """A run folder or .safetensors checkpoint with PyTorch, or an exported .onnx file
+        with ONNX Runtime."""
         from colorcnn.evaluation.evaluate import formulation_from_info
         from colorcnn.training.checkpoint import build_model, load_checkpoint
 
-        loaded = load_checkpoint(checkpoint, prefer="best")
-        palette = check_palette(torch.tensor(loaded.info["palette"], dtype=torch.float32))
-        model = build_model(loaded).eval()
-        formulation = formulation_from_info(loaded.info, palette)
-        return cls(model, formulation, f"{loaded.info['model']} ({formulation.name})")
+        if backend == "onnx" or Path(checkpoint).suffix.lower() == ".onnx":
+            from colorcnn.inference.onnx import OnnxModel
+
+            if Path(checkpoint).suffix.lower() != ".onnx":
+                raise ColorcnnError(
+                    f"--backend onnx needs an .onnx file (colorcnn export onnx), got {checkpoint}"
+                )
+            model = OnnxModel(checkpoint)
+            info = model.info
+        elif backend == "torch":
+            loaded = load_checkpoint(checkpoint, prefer="best")
+            model = build_model(loaded).eval()
+            info = loaded.info
+        else:
+            raise ColorcnnError(f"unknown backend {backend!r}; expected torch or onnx")
+        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
+        formulation = formulation_from_info(info, palette)
+        return cls(model, formulation, f"{info['model']} ({formulation.name}, {backend})")
 
     @torch.inference_mode()
     def predict_ab(

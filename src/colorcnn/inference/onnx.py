@@ -1,0 +1,87 @@
+"""ONNX export with a dynamic batch and image size, and an ONNX Runtime backend.
+
+The exported file carries the checkpoint's description (model, formulation, palette) in its
+metadata, so `colorcnn colorize --backend onnx` needs nothing but the .onnx file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.files import atomic_path
+
+METADATA_KEY = "colorcnn"
+OPSET = 18
+# The networks pool twice: image sides are multiples of 4, up to 16384 px.
+_MAX_SIDE_OVER_4 = 4096
+
+
+def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
+    """Export a checkpoint (run folder or .safetensors) to ONNX; returns the written path."""
+    from colorcnn.training.checkpoint import build_model, load_checkpoint
+
+    loaded = load_checkpoint(checkpoint, prefer="best")
+    model = build_model(loaded).eval()
+    example = torch.rand(1, model.in_channels, 32, 48)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    height = 4 * torch.export.Dim("height_over_4", min=1, max=_MAX_SIDE_OVER_4)
+    width = 4 * torch.export.Dim("width_over_4", min=1, max=_MAX_SIDE_OVER_4)
+    target = Path(target)
+    try:
+        import onnx
+    except ImportError as error:
+        raise ColorcnnError(
+            "ONNX export needs the onnx extra: pip install 'colorcnn[onnx]'"
+        ) from error
+    with atomic_path(target) as tmp_path:
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+        proto = program.model_proto
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(loaded.info, sort_keys=True)
+        onnx.save(proto, str(tmp_path))
+    return target
+
+
+class OnnxModel:
+    """Runs an exported network with ONNX Runtime, called like the PyTorch module."""
+
+    def __init__(self, path: str | Path):
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ColorcnnError(
+                "the ONNX backend needs onnxruntime: pip install 'colorcnn[onnx]'"
+            ) from error
+        path = Path(path)
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ColorcnnError(f"{path} is not a readable ONNX model ({error})") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in metadata:
+            raise ColorcnnError(f"{path} was not exported by colorcnn; it has no description")
+        self.info = json.loads(metadata[METADATA_KEY])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])

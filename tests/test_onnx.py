@@ -1,0 +1,64 @@
+"""ONNX export: dynamic sizes, equal to PyTorch, and usable by colorize."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorcnn.cli import main
+from colorcnn.errors import ColorcnnError
+from colorcnn.inference import Colorizer
+from colorcnn.training import TrainConfig, fit
+from colorcnn.training.checkpoint import build_model, load_checkpoint
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    run = tmp_path_factory.mktemp("onnx") / "run"
+    config = TrainConfig(
+        model="unet_small", data=str(tiny_cifar), category="all", epochs=1, batch_size=50,
+        num_colours=6, target="ab-bins", out=str(run), picture_every=0,
+    )  # fmt: skip
+    fit(config, show_progress=False, log=lambda _: None)
+    onnx_path = run.parent / "model.onnx"
+    assert main(["export", "onnx", str(run), "-o", str(onnx_path)]) == 0
+    return run, onnx_path
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 32, 32), (3, 1, 48, 80), (1, 1, 124, 64)])
+def test_onnx_matches_pytorch_at_any_size(exported, shape) -> None:
+    from colorcnn.inference.onnx import OnnxModel
+
+    run, onnx_path = exported
+    torch_model = build_model(load_checkpoint(run)).eval()
+    inputs = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = torch_model(inputs)
+    got = OnnxModel(onnx_path)(inputs)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_colorize_with_the_onnx_backend_matches_torch(exported, tmp_path: Path) -> None:
+    run, onnx_path = exported
+    ys, xs = np.mgrid[0:70, 0:90]
+    grey = Image.fromarray(((xs + ys) * 255 / 160).astype(np.uint8), "L")
+    with_torch = np.asarray(Colorizer.load(run).colorize(grey, 32), dtype=int)
+    with_onnx = np.asarray(Colorizer.load(onnx_path, "onnx").colorize(grey, 32), dtype=int)
+    assert with_onnx.shape == (70, 90, 3)
+    assert np.abs(with_torch - with_onnx).max() <= 1  # rounding of 8-bit output only
+
+
+def test_onnx_backend_refuses_other_files(exported, tmp_path: Path) -> None:
+    run, _ = exported
+    with pytest.raises(ColorcnnError, match="needs an .onnx file"):
+        Colorizer.load(run, "onnx")
+    (tmp_path / "fake.onnx").write_bytes(b"not a model")
+    with pytest.raises(ColorcnnError, match="not a readable ONNX model"):
+        Colorizer.load(tmp_path / "fake.onnx")
