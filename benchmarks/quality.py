@@ -65,6 +65,32 @@ def run_one(config: TrainConfig) -> tuple[dict, list[dict]]:
     return scores, history
 
 
+def comparison_picture(protocol: str, run_dirs: list[Path], target: Path) -> None:
+    """Grey input, truth, and every run's prediction (true lightness) on 8 validation images."""
+    import torch
+
+    from colorcnn.color.formulations import true_lightness, unit_rgb
+    from colorcnn.data.datasets import DataSettings, load_course_data
+    from colorcnn.evaluation.evaluate import formulation_from_info
+    from colorcnn.training.checkpoint import build_model, load_checkpoint
+    from colorcnn.training.pictures import save_prediction_grid
+
+    first = load_checkpoint(run_dirs[0])
+    data = load_course_data(DataSettings(**first.info["data"]))
+    truth = data.test_rgb[:8]
+    rows = {"grey input": unit_rgb(truth).mean(dim=1, keepdim=True), "truth": unit_rgb(truth)}
+    for run_dir in run_dirs:
+        checkpoint = load_checkpoint(run_dir)
+        palette = torch.tensor(checkpoint.info["palette"])
+        formulation = formulation_from_info(checkpoint.info, palette)
+        model = build_model(checkpoint).eval()
+        inputs = formulation.inputs(truth)
+        with torch.inference_mode():
+            predicted = formulation.predict_rgb(model(inputs), inputs, true_lightness(truth))
+        rows[f"{checkpoint.info['model']}\n{formulation.name}"] = predicted
+    save_prediction_grid(rows, target, f"{protocol}: predictions with the true lightness")
+
+
 def table(rows: list[dict]) -> str:
     header = "| model | target | " + " | ".join(title for _, title, _ in COLUMNS) + " | s / epoch |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 3)]
@@ -115,6 +141,13 @@ def main() -> None:
             rows.append({"model": f"baseline: {name.replace('_', ' ')}", "target": "-", **scores})
         payload["protocols"][protocol] = rows
         sections.append((protocol, table(rows)))
+        run_dirs = [
+            Path(protocol_config(protocol, args, model, target).out)
+            for model in args.models.split(",")
+            for target in args.targets.split(",")
+        ]
+        picture = REPO_ROOT / "docs" / "images" / f"quality_{protocol}.png"
+        comparison_picture(protocol, run_dirs, picture)
 
     results_dir = REPO_ROOT / "benchmarks" / "results"
     results_dir.mkdir(exist_ok=True)
@@ -141,7 +174,14 @@ def main() -> None:
         "accuracy: the share of pixels whose colour, snapped to the 24-colour palette, is right.",
     ]
     for protocol, text in sections:
-        body += ["", f"### {titles[protocol]}", "", text]
+        body += [
+            "",
+            f"### {titles[protocol]}",
+            "",
+            text,
+            "",
+            f"![{protocol}](images/quality_{protocol}.png)",
+        ]
     replace_section(Path(args.results), "colour-quality", "\n".join(body))
 
 
