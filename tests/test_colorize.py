@@ -74,7 +74,8 @@ def test_every_image_mode_is_read_and_colourized(trained_runs, tmp_path: Path, m
     path = tmp_path / f"in{suffix}"
     image.save(path)
     loaded = read_image(path)
-    assert loaded.rgb.shape == (30, 40, 3)
+    assert loaded.pixels.shape[:2] == (30, 40)
+    assert loaded.pixels.shape[2] == (3 if mode in ("RGB", "RGBA", "P", "CMYK") else 1)
     assert (loaded.alpha is not None) == (mode in ("RGBA", "LA"))
     result = Colorizer.load(trained_runs["ab-bins"]).colorize_loaded(loaded, 16)
     assert result.size == (40, 30)
@@ -82,11 +83,26 @@ def test_every_image_mode_is_read_and_colourized(trained_runs, tmp_path: Path, m
 
 
 def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
-    image = _grey_photo(60, 20).convert("RGB")
+    pixels = np.zeros((20, 60), dtype=np.uint8)
+    pixels[:, :10] = 255  # a white band on the left as stored
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    image.save(tmp_path / "rotated.jpg", exif=exif)
-    assert read_image(tmp_path / "rotated.jpg").rgb.shape == (60, 20, 3)
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the band ends up on top
+    Image.fromarray(pixels).save(tmp_path / "rotated.png", exif=exif)
+    shown = read_image(tmp_path / "rotated.png").pixels[..., 0]
+    assert shown.shape == (60, 20)
+    assert shown[:10].mean() > 0.9 and shown[10:].mean() < 0.1
+
+
+def test_first_frame_of_animations_and_palette_transparency(tmp_path: Path) -> None:
+    frames = [Image.new("L", (16, 12), value) for value in (30, 200)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    first = read_image(tmp_path / "anim.gif")
+    assert first.pixels.shape[:2] == (12, 16) and abs(first.pixels.mean() - 30 / 255) < 0.02
+    paletted = Image.new("P", (8, 8), 1)
+    paletted.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    paletted.info["transparency"] = 0
+    paletted.save(tmp_path / "p.png", transparency=0)
+    assert read_image(tmp_path / "p.png").alpha is not None
 
 
 def test_cli_colourizes_a_folder_and_continues_past_bad_files(trained_runs, tmp_path, capsys):
@@ -123,7 +139,27 @@ def test_colour_input_is_noted_and_temperature_is_checked(trained_runs, tmp_path
     assert "converted to grey first" in capsys.readouterr().err
     assert main([*args, "-m", str(trained_runs["palette-rgb"]), "--temperature", "0.2",
                  "--overwrite"]) == 1  # fmt: skip
-    assert "ab-bins models only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("ab-bins models only") == 1  # checked once, before any file
+
+
+def test_outputs_never_replace_inputs_and_missing_inputs_do_not_stop_the_rest(
+    trained_runs, tmp_path, capsys
+):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _grey_photo(32, 32).save(folder / "a.png")
+    model = ["-m", str(trained_runs["ab-bins"]), "--size", "16"]
+    assert main(["colorize", str(folder), "-o", str(folder), "--overwrite", *model]) == 1
+    assert "is the output folder" in capsys.readouterr().err
+    assert main(["colorize", str(folder / "a.png"), "-o", str(folder), "--overwrite", *model]) == 1
+    assert "overwritten by its own result" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["colorize", str(tmp_path / "nope.png"), str(folder / "a.png"), "-o", str(out),
+                 *model]) == 1  # fmt: skip
+    captured = capsys.readouterr()
+    assert "nope.png does not exist" in captured.err
+    assert "Colourized 1 of 2" in captured.out and (out / "a.png").is_file()
 
 
 def test_bad_inputs_are_one_line(trained_runs, tmp_path: Path) -> None:

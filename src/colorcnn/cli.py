@@ -270,7 +270,10 @@ def colorize(
         list[str], typer.Argument(help="Image files, folders or glob patterns ('scans/*.tif').")
     ],
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="A run folder or .safetensors checkpoint.")
+        Path,
+        typer.Option(
+            "--model", "-m", help="A run folder, a .safetensors checkpoint or an exported .onnx."
+        ),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the colourized images.")
@@ -300,17 +303,22 @@ def colorize(
 
         colorcnn colorize scans/ --recursive -m runs/photo --size 320
     """
+    from tqdm.auto import tqdm
+
     from colorcnn.inference.batch import colorize_files, plan_jobs
     from colorcnn.inference.colorize import Colorizer
 
     colorizer = Colorizer.load(model, backend)
-    jobs = plan_jobs(inputs, output, recursive)
-    if not jobs:
+    colorizer.check_temperature(temperature)
+    jobs, missing = plan_jobs(inputs, output, recursive)
+    if not jobs and not missing:
         raise ColorcnnError(f"no images found in {' '.join(inputs)}")
 
     def report(line: str) -> None:
-        typer.echo(line, err=True)
+        tqdm.write(line, file=sys.stderr)
 
+    for path, reason in missing:
+        report(f"failed {path}: {reason}")
     summary = colorize_files(
         colorizer, jobs, size=size, temperature=temperature, overwrite=overwrite,
         show_progress=progress, report=report,
@@ -320,13 +328,14 @@ def colorize(
             f"note: {summary.had_colour} input(s) had colour; they were converted to grey first",
             err=True,
         )
+    failed = len(summary.failed) + len(missing)
     typer.echo(
-        f"Colourized {len(summary.done)} of {len(jobs)} image(s) with {colorizer.name} in "
-        f"{summary.seconds:.1f} s into {output}"
-        + (f"; {len(summary.failed)} failed" if summary.failed else "")
+        f"Colourized {len(summary.done)} of {len(jobs) + len(missing)} image(s) with "
+        f"{colorizer.name} in {summary.seconds:.1f} s into {output}"
+        + (f"; {failed} failed" if failed else "")
         + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
     )
-    if summary.failed:
+    if failed:
         raise typer.Exit(1)
 
 
@@ -338,6 +347,7 @@ app.add_typer(export_app, name="export")
 def export_onnx_command(
     model: Annotated[Path, typer.Argument(help="A run folder or .safetensors checkpoint.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Export to ONNX with a dynamic batch and image size (sides multiples of 4).
 
@@ -347,6 +357,10 @@ def export_onnx_command(
     """
     from colorcnn.inference.onnx import export_onnx
 
+    if output.suffix.lower() != ".onnx":
+        raise ColorcnnError(f"--output must end in .onnx, got {output}")
+    if output.exists() and not overwrite:
+        raise ColorcnnError(f"{output} exists; pass --overwrite to replace it")
     written = export_onnx(model, output)
     typer.echo(f"Wrote {written} ({written.stat().st_size / 1e6:.2f} MB)")
 

@@ -77,14 +77,18 @@ class Formulation(ABC):
     ) -> torch.Tensor:
         """RGB in [0, 1] (N, 3, H, W). With `lightness` (Lab L), the output keeps it exactly."""
 
-    def predict_chroma(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    def predict_chroma(
+        self, outputs: torch.Tensor, inputs: torch.Tensor, temperature: float | None = None
+    ) -> torch.Tensor:
         """Predicted Lab chroma ab (N, 2, H, W), to be joined with any lightness."""
+        self.check_temperature(temperature)
         return rgb_to_lab(self.predict_rgb(outputs, inputs))[:, 1:]
 
-    def set_temperature(self, temperature: float) -> None:
-        raise ColorcnnError(
-            f"a temperature applies to ab-bins models only; this one predicts {self.name}"
-        )
+    def check_temperature(self, temperature: float | None) -> None:
+        if temperature is not None:
+            raise ColorcnnError(
+                f"a temperature applies to ab-bins models only; this one predicts {self.name}"
+            )
 
     def colour_indices(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Palette index (N, H, W) of each predicted pixel, for the course's accuracy."""
@@ -157,7 +161,8 @@ class _LabFormulation(Formulation):
     @abstractmethod
     def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor: ...
 
-    def predict_chroma(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    def predict_chroma(self, outputs, inputs, temperature=None):
+        self.check_temperature(temperature)
         return self.predict_ab(outputs)
 
     def predict_rgb(self, outputs, inputs, lightness=None):
@@ -215,13 +220,17 @@ class ABBinsClassification(_LabFormulation):
             per_pixel = per_pixel * self.class_weights.to(outputs)[indices[:, 0]]
         return per_pixel.mean()
 
-    def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor:
-        return self.bins.decode(outputs, "annealed", self.temperature)
+    def predict_ab(self, outputs: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        temperature = self.temperature if temperature is None else temperature
+        return self.bins.decode(outputs, "annealed", temperature)
 
-    def set_temperature(self, temperature: float) -> None:
-        if not temperature > 0:
+    def predict_chroma(self, outputs, inputs, temperature=None):
+        self.check_temperature(temperature)
+        return self.predict_ab(outputs, temperature)
+
+    def check_temperature(self, temperature: float | None) -> None:
+        if temperature is not None and not temperature > 0:
             raise ColorcnnError(f"temperature must be a positive number, got {temperature}")
-        self.temperature = temperature
 
     def describe(self) -> dict:
         weights = None if self.class_weights is None else self.class_weights.cpu().tolist()

@@ -4,7 +4,6 @@ names; nothing overwritten unless asked; one line per failure and a summary."""
 from __future__ import annotations
 
 import glob
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,34 +43,60 @@ def _output_name(source: Path, relative_to: Path | None) -> Path:
     return relative if suffix in _KEPT_SUFFIXES else relative.with_suffix(".png")
 
 
-def plan_jobs(inputs: list[str], out_dir: Path, recursive: bool = False) -> list[Job]:
-    """Expand files, folders and glob patterns into (source, target) pairs.
+def _is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir()
 
-    Files found in a folder keep their path below it; the others keep their file name.
-    """
+
+def plan_jobs(
+    inputs: list[str], out_dir: Path, recursive: bool = False
+) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Expand files, folders and glob patterns into (source, target) pairs, and the inputs
+    that do not exist. Files found in a folder keep their path below it; the others keep
+    their file name. The output folder itself is never read as input."""
     jobs: list[Job] = []
+    missing: list[tuple[Path, str]] = []
+    out_resolved = out_dir.expanduser().resolve()
+
+    def inside_output(path: Path) -> bool:
+        return path.resolve().is_relative_to(out_resolved)
+
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
+            if inside_output(path):
+                raise ColorcnnError(
+                    f"input folder {path} is the output folder or inside it; choose another -o"
+                )
             pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
-            jobs += [Job(p, out_dir / _output_name(p, path)) for p in found if not p.is_dir()]
-        elif path.exists() or os.path.islink(path):
+            found = sorted(p for p in path.glob(pattern) if _is_image_file(p))
+            jobs += [Job(p, out_dir / _output_name(p, path)) for p in found if not inside_output(p)]
+        elif path.exists() or path.is_symlink():
             jobs.append(Job(path, out_dir / _output_name(path, None)))
         elif glob.has_magic(item):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive))
-            jobs += [Job(p, out_dir / _output_name(p, None)) for p in matches if p.is_file()]
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            jobs += [
+                Job(p, out_dir / _output_name(p, None))
+                for p in matches
+                if _is_image_file(p) and not inside_output(p)
+            ]
         else:
-            raise ColorcnnError(f"input {item} does not exist; expected a file, folder or glob")
+            missing.append((path, f"{item} does not exist; expected a file, folder or glob"))
+    unique: dict[Path, Job] = {}
+    for job in jobs:  # the same file named twice is colourized once
+        unique.setdefault(job.source.resolve(), job)
     targets: dict[Path, Path] = {}
-    for job in jobs:
+    for job in unique.values():
+        if job.target.resolve() == job.source.resolve():
+            raise ColorcnnError(
+                f"{job.source} would be overwritten by its own result; choose another -o"
+            )
         if job.target in targets:
             raise ColorcnnError(
                 f"{job.source} and {targets[job.target]} would both be written to {job.target}; "
                 "colourize them into different folders"
             )
         targets[job.target] = job.source
-    return jobs
+    return list(unique.values()), missing
 
 
 def colorize_files(
@@ -82,14 +107,16 @@ def colorize_files(
     temperature: float | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
-    report: Callable[[str], None] = print,
+    report: Callable[[str], None] = tqdm.write,
 ) -> Summary:
     """Colourize every job; a file that fails is reported in one line and the rest go on."""
+    colorizer.check_temperature(temperature)  # once, not once per file
     summary = Summary()
     started = time.perf_counter()
-    for job in tqdm(
+    progress = tqdm(
         jobs, desc="Colourizing", unit="image", disable=not show_progress or len(jobs) < 2
-    ):
+    )
+    for job in progress:
         if job.target.exists() and not overwrite:
             summary.skipped.append(job.source)
             report(f"skipped {job.source}: {job.target} exists (pass --overwrite to replace it)")
@@ -102,7 +129,14 @@ def colorize_files(
             summary.failed.append((job.source, str(error)))
             report(f"failed {job.source}: {error}")
             continue
+        except Exception as error:  # noqa: BLE001 - one odd file must not end the batch
+            lines = str(error).strip().splitlines()
+            message = f"{type(error).__name__}: {lines[0] if lines else 'no details'}"
+            summary.failed.append((job.source, message))
+            report(f"failed {job.source}: {message}")
+            continue
         summary.had_colour += loaded.was_colour
         summary.done.append(job.target)
+        del loaded, result  # free the full-size arrays before reading the next file
     summary.seconds = time.perf_counter() - started
     return summary

@@ -19,6 +19,8 @@ from colorcnn.errors import ColorcnnError
 from colorcnn.inference.images import LoadedImage, from_array, from_pil, read_image, to_pil
 
 DEFAULT_WORKING_SIZE = 256  # shorter side, in pixels, at which the network runs
+# Very long strips would otherwise run the network on tens of thousands of columns.
+MAX_WORKING_SIDE = 2048
 # The networks pool twice, so their input sides must be multiples of 4.
 _SIDE_MULTIPLE = 4
 # Rows converted from Lab to RGB at a time: bounds memory for very large images.
@@ -26,9 +28,11 @@ _STRIP_ROWS = 512
 
 
 def working_shape(height: int, width: int, shorter_side: int) -> tuple[int, int]:
-    """(h, w) with the shorter side near `shorter_side`, the aspect ratio kept, and both
-    sides multiples of 4."""
-    scale = shorter_side / min(height, width)
+    """(h, w) with the shorter side near `shorter_side` (the longer at most
+    MAX_WORKING_SIDE), the aspect ratio kept, and both sides multiples of 4."""
+    if min(height, width) < 1:
+        raise ColorcnnError(f"image is {width}x{height} px; expected at least 1x1")
+    scale = min(shorter_side / min(height, width), MAX_WORKING_SIDE / max(height, width))
 
     def side(length: int) -> int:
         return max(_SIDE_MULTIPLE, int(round(length * scale / _SIDE_MULTIPLE)) * _SIDE_MULTIPLE)
@@ -68,24 +72,26 @@ class Colorizer:
             raise ColorcnnError(f"unknown backend {backend!r}; expected torch or onnx")
         palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
         formulation = formulation_from_info(info, palette)
-        return cls(model, formulation, f"{info['model']} ({formulation.name}, {backend})")
+        runtime = "torch" if isinstance(model, torch.nn.Module) else "onnx"
+        return cls(model, formulation, f"{info['model']} ({formulation.name}, {runtime})")
+
+    def check_temperature(self, temperature: float | None) -> None:
+        self.formulation.check_temperature(temperature)
 
     @torch.inference_mode()
     def predict_ab(
-        self, rgb: np.ndarray, shorter_side: int, temperature: float | None
+        self, image: LoadedImage, shorter_side: int, temperature: float | None
     ) -> torch.Tensor:
-        """Chroma (1, 2, h, w) predicted at the working resolution from RGB (H, W, 3)."""
-        height, width = rgb.shape[:2]
-        h, w = working_shape(height, width, shorter_side)
-        small = Image.fromarray(np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8))
+        """Chroma (1, 2, h, w) predicted at the working resolution."""
+        h, w = working_shape(image.height, image.width, shorter_side)
+        small = image.to_uint8_pil().convert("RGB")
         small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
         small_rgb = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
         small_rgb = small_rgb.permute(2, 0, 1)[None]  # (1, 3, h, w)
-        if temperature is not None:
-            self.formulation.set_temperature(temperature)
         inputs = self.formulation.inputs(course_rgb(small_rgb))
-        return self.formulation.predict_chroma(self.model(inputs), inputs)
+        return self.formulation.predict_chroma(self.model(inputs), inputs, temperature)
 
+    @torch.inference_mode()
     def colorize_loaded(
         self,
         image: LoadedImage,
@@ -94,20 +100,29 @@ class Colorizer:
     ) -> Image.Image:
         if shorter_side < _SIDE_MULTIPLE:
             raise ColorcnnError(f"size must be at least {_SIDE_MULTIPLE} px, got {shorter_side}")
-        height, width = image.rgb.shape[:2]
-        ab_small = self.predict_ab(image.rgb, shorter_side, temperature)
-        output = np.empty((height, width, 3), dtype=np.float32)
-        # Upsampling and conversion go strip by strip, so a 12-megapixel scan never needs
-        # more than a few full-size float planes at once.
-        ab_full = F.interpolate(
-            ab_small, size=(height, width), mode="bilinear", align_corners=False
+        height, width = image.height, image.width
+        ab_small = self.predict_ab(image, shorter_side, temperature)
+        # Widen the small chroma once (a few MB), then, band by band, stretch it over the
+        # band's rows, join it with the band's own lightness and write 8-bit RGB: a
+        # 12-megapixel scan never holds more than its input and output at full size.
+        ab_wide = F.interpolate(
+            ab_small, size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False
         )
+        row_centres = (torch.arange(height, dtype=torch.float32) + 0.5) * (
+            ab_small.shape[-2] / height
+        ) - 0.5
+        output = np.empty((height, width, 3), dtype=np.uint8)
         for top in range(0, height, _STRIP_ROWS):
-            rows = slice(top, top + _STRIP_ROWS)
-            strip = torch.from_numpy(image.rgb[rows]).permute(2, 0, 1)[None]
-            lightness = rgb_to_lab(strip)[:, :1]
-            lab = torch.cat((lightness, ab_full[:, :, rows]), dim=1)
-            output[rows] = lab_to_rgb(lab)[0].permute(1, 2, 0).numpy()
+            rows = slice(top, min(top + _STRIP_ROWS, height))
+            source = row_centres[rows].clamp(0, ab_small.shape[-2] - 1)
+            below = source.floor().long()
+            above = (below + 1).clamp(max=ab_small.shape[-2] - 1)
+            weight = (source - below).view(1, 1, -1, 1)
+            ab_band = ab_wide[:, :, below] * (1 - weight) + ab_wide[:, :, above] * weight
+            band = torch.from_numpy(np.ascontiguousarray(image.rgb_rows(rows)))
+            lightness = rgb_to_lab(band.permute(2, 0, 1)[None])[:, :1]
+            rgb = lab_to_rgb(torch.cat((lightness, ab_band), dim=1))[0].permute(1, 2, 0)
+            output[rows] = (rgb * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
         return to_pil(output, image.alpha)
 
     def colorize(

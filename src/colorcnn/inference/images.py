@@ -20,12 +20,33 @@ _DEEP_GREY_WHITE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65
 
 @dataclass
 class LoadedImage:
-    """An image ready to colourize: RGB in [0, 1] (H, W, 3) float32, with what to restore."""
+    """An image ready to colourize, with what to restore.
 
-    rgb: np.ndarray
+    `pixels` are float32 in [0, 1]: (H, W, 3) for colour inputs, (H, W, 1) for grey ones,
+    so that a grey 12-megapixel scan costs one plane, not three.
+    """
+
+    pixels: np.ndarray
     alpha: np.ndarray | None  # (H, W) uint8, kept as it was
     was_colour: bool  # the input carried colour, which the tool ignores
     source_mode: str
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    def rgb_rows(self, rows: slice) -> np.ndarray:
+        """RGB (h, W, 3) of a band of rows."""
+        band = self.pixels[rows]
+        return band if band.shape[2] == 3 else np.repeat(band, 3, axis=2)
+
+    def to_uint8_pil(self) -> Image.Image:
+        pixels = np.clip(np.round(self.pixels * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
 
 
 def _has_colour(rgb: np.ndarray) -> bool:
@@ -36,8 +57,8 @@ def _has_colour(rgb: np.ndarray) -> bool:
 
 def read_image(path: str | Path) -> LoadedImage:
     """Open any still image Pillow reads: EXIF orientation applied, alpha kept, 16-bit grey
-    kept at full precision, CMYK and palette images converted; the first frame of an
-    animation or a multi-page file."""
+    read at full precision (the output is 8-bit), CMYK and palette images converted; the
+    first frame of an animation or a multi-page file."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -70,13 +91,15 @@ def from_pil(image: Image.Image) -> LoadedImage:
     if mode in _DEEP_GREY_WHITE:
         grey = np.asarray(image, dtype=np.float64) / _DEEP_GREY_WHITE[mode]
         grey = np.clip(grey, 0.0, 1.0).astype(np.float32)
-        return LoadedImage(np.repeat(grey[..., None], 3, axis=2), alpha, False, mode)
+        return LoadedImage(grey[..., None], alpha, False, mode)
     if mode == "F":
         grey = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-        return LoadedImage(np.repeat(grey[..., None], 3, axis=2), alpha, False, mode)
+        return LoadedImage(grey[..., None], alpha, False, mode)
+    if mode in _GREY_MODES:
+        grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        return LoadedImage(grey[..., None], alpha, False, mode)
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    was_colour = mode not in _GREY_MODES and _has_colour(rgb)
-    return LoadedImage(rgb, alpha, was_colour, mode)
+    return LoadedImage(rgb, alpha, _has_colour(rgb), mode)
 
 
 def from_array(array: np.ndarray) -> LoadedImage:
@@ -101,13 +124,13 @@ def from_array(array: np.ndarray) -> LoadedImage:
         alpha = np.round(scaled[..., 3] * 255).astype(np.uint8)
         scaled = scaled[..., :3]
     if scaled.ndim == 2:
-        return LoadedImage(np.repeat(scaled[..., None], 3, axis=2), alpha, False, "array")
+        return LoadedImage(scaled[..., None], alpha, False, "array")
     return LoadedImage(scaled, alpha, _has_colour(scaled), "array")
 
 
-def to_pil(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
-    """RGB in [0, 1] (H, W, 3) and an optional alpha (H, W) uint8 -> an 8-bit PIL image."""
-    pixels = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+def to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    """8-bit RGB (H, W, 3) and an optional alpha (H, W) -> a PIL image. Outputs are 8-bit
+    whatever the input's depth."""
     if alpha is None:
         return Image.fromarray(pixels, "RGB")
     return Image.fromarray(np.dstack((pixels, alpha)), "RGBA")
@@ -123,5 +146,6 @@ def save_image(image: Image.Image, target: Path) -> None:
     try:
         with atomic_path(target) as tmp_path:
             image.save(tmp_path, format=Image.registered_extensions().get(suffix, "PNG"), **options)
-    except OSError as error:
-        raise ColorcnnError(f"cannot write {target} ({error.strerror or error})") from None
+    except (OSError, ValueError, KeyError) as error:  # Pillow's encoders raise all three
+        reason = getattr(error, "strerror", None) or error
+        raise ColorcnnError(f"cannot write {target} ({reason})") from None

@@ -34,12 +34,24 @@ def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
     target = Path(target)
     try:
         import onnx
+        import onnxscript  # noqa: F401 - torch's exporter needs it
     except ImportError as error:
         raise ColorcnnError(
-            "ONNX export needs the onnx extra: pip install 'colorcnn[onnx]'"
-        ) from error
+            f"ONNX export needs the onnx extra ({error.name} is missing): "
+            "pip install 'colorcnn[onnx]'"
+        ) from None
     with atomic_path(target) as tmp_path:
-        program = torch.onnx.export(
+        program = _export(model, example, batch, height, width)
+        proto = program.model_proto
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(loaded.info, sort_keys=True)
+        onnx.save(proto, str(tmp_path))
+    return target
+
+
+def _export(model, example, batch, height, width):
+    try:
+        return torch.onnx.export(
             model,
             (example,),
             input_names=["input"],
@@ -49,11 +61,9 @@ def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
             dynamo=True,
             verbose=False,
         )
-        proto = program.model_proto
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(loaded.info, sort_keys=True)
-        onnx.save(proto, str(tmp_path))
-    return target
+    except Exception as error:  # the exporter raises many internal types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise ColorcnnError(f"ONNX export failed ({first_line})") from None
 
 
 class OnnxModel:
