@@ -369,18 +369,46 @@ def export_onnx_command(
 def list_registered_models(
     pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'unet*'.")] = "*",
 ) -> None:
-    """List the registered model architectures with their size."""
+    """List the model architectures, and the trained weights shipped with colorcnn."""
+    from fnmatch import fnmatch
+
     from rich.console import Console
     from rich.table import Table
 
+    from colorcnn.evaluation.evaluate import default_target
     from colorcnn.models import create_model, list_models, model_entry
+    from colorcnn.weights import describe_shipped, shipped_models
 
-    table = Table("name", "objective", "weights", "description")
+    console = Console()
+    table = Table(title="Architectures")
+    table.add_column("architecture", no_wrap=True)
+    for column in ("objective", "weights", "description"):
+        table.add_column(column)
     for name in list_models(pattern):
         network = create_model(name)
         weights = sum(p.numel() for p in network.parameters())
         table.add_row(name, network.objective, f"{weights:,}", model_entry(name).description)
-    Console().print(table)
+    console.print(table)
+    shipped = Table(title="Shipped weights (use the name wherever a checkpoint is expected)")
+    shipped.add_column("name", no_wrap=True)
+    for column in ("architecture", "target", "size", "trained on", "epoch", "val acc", "val loss"):
+        shipped.add_column(column)
+    for name, path in shipped_models().items():
+        if not fnmatch(name, pattern) and pattern != "*":
+            continue
+        info = describe_shipped(name)
+        metrics = info.get("metrics", {})
+        data = info.get("data", {})
+        trained_on = data.get("dataset", "cifar10")
+        if trained_on == "cifar10":
+            trained_on = f"CIFAR-10 {data.get('category', '')}"
+        shipped.add_row(
+            name, info["model"], info.get("target") or default_target(info.get("objective", "")),
+            f"{path.stat().st_size / 1e3:.0f} kB", trained_on, str(info["epoch"] + 1),
+            f"{metrics['val_acc']:.1f}%" if "val_acc" in metrics else "-",
+            f"{metrics['val_loss']:.4f}" if "val_loss" in metrics else "-",
+        )  # fmt: skip
+    console.print(shipped)
 
 
 @app.command()

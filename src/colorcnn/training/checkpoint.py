@@ -92,7 +92,13 @@ def save_checkpoint(
 
 
 def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
-    """Accept a run folder, a `.safetensors` file, a `.json` file, or a stem."""
+    """Accept a shipped model's name, a run folder, a `.safetensors` file, a `.json` file,
+    or a stem."""
+    from colorcnn.weights import shipped_path
+
+    shipped = shipped_path(str(path))
+    if shipped is not None and not Path(path).exists():
+        return shipped
     path = Path(path)
     if path.is_dir():
         for name in (prefer, "last", "best"):
