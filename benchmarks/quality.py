@@ -158,12 +158,18 @@ def main() -> None:
         f"{args.photo_epochs} epochs, batch {args.photo_batch_size}; 3 fixed views of each "
         "held-out photo",
     }
+    command = (
+        "python benchmarks/quality.py --cifar path/to/cifar10 --photos path/to/photos "
+        f"--cifar-epochs {args.cifar_epochs} --photo-epochs {args.photo_epochs} "
+        f"--crops-per-photo {args.crops_per_photo} --models {args.models} "
+        f"--targets {args.targets}"
+    )
     body = [
         "## Colour quality: palette-rgb vs ab-bins vs ab-regression",
         "",
         f"Machine: {machine}.",
         "",
-        "Command: `python benchmarks/quality.py --cifar ../data/cifar10 --photos ../data/photos`",
+        f"Command: `{command}`",
         "",
         "Best checkpoint (lowest validation loss) of each run. PSNR, SSIM, colourfulness and "
         "AuC are computed on the prediction joined with the true Lab lightness; `PSNR raw` is "
