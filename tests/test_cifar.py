@@ -697,6 +697,6 @@ def test_data_settings_defaults() -> None:
     settings = DataSettings()
     assert settings.to_dict() == {
         "data": None, "category": "horse", "seed": 0, "dataset": "cifar10", "crop_size": 64,
-        "crops_per_photo": 8,
+        "crops_per_photo": 8, "cifar_data": None, "cifar_images": 5000,
     }  # fmt: skip
     assert datasets.resolve_categories(settings.category) == [7]

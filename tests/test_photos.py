@@ -97,3 +97,19 @@ def test_narrow_colour_layers_widen_through_a_1x1_head(name: str) -> None:
     assert activations[names[-2]].shape[1] == 32  # the narrow last layer, exposed by name
     course = create_model(name)
     assert isinstance(course.head, torch.nn.Identity)  # the course's models are unchanged
+
+
+def test_photos_plus_cifar_adds_resized_cifar_images(tmp_path: Path, tiny_cifar: Path) -> None:
+    folder = tmp_path / "photos"
+    _make_photos(folder)
+    settings = DataSettings(
+        str(folder), dataset="photos+cifar10", crop_size=32, crops_per_photo=2,
+        cifar_data=str(tiny_cifar), cifar_images=7,
+    )  # fmt: skip
+    mixed = load_course_data(settings, tmp_path / "cache")
+    plain = load_course_data(
+        DataSettings(str(folder), dataset="photos", crop_size=32, crops_per_photo=2),
+        tmp_path / "cache",
+    )
+    assert len(mixed.train_rgb) == len(plain.train_rgb) + 7
+    assert torch.equal(mixed.test_rgb.sort(dim=0).values, plain.test_rgb.sort(dim=0).values)

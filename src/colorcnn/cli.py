@@ -68,7 +68,9 @@ def train(
     dataset: Annotated[
         str,
         typer.Option(
-            "--dataset", help="cifar10, or photos: random crops of a folder of colour photos."
+            "--dataset",
+            help="cifar10; photos: random crops of a folder of colour photos; photos+cifar10: "
+            "those crops plus CIFAR-10 images of every class (--cifar-data, --cifar-images).",
         ),
     ] = "cifar10",
     crop_size: Annotated[
@@ -77,6 +79,13 @@ def train(
     crops_per_photo: Annotated[
         int, typer.Option("--crops-per-photo", min=1, help="photos: random crops per photo.")
     ] = DEFAULT_CROPS_PER_PHOTO,
+    cifar_data: Annotated[
+        str | None,
+        typer.Option("--cifar-data", help="photos+cifar10: CIFAR-10 folder (default: download)."),
+    ] = None,
+    cifar_images: Annotated[
+        int, typer.Option("--cifar-images", min=0, help="photos+cifar10: CIFAR-10 images to add.")
+    ] = 5000,
     epochs: Annotated[
         int | None,
         typer.Option("--epochs", "-e", min=1, show_default="25", help="Epochs to train in all."),
@@ -179,6 +188,7 @@ def train(
         device=device, target=target, temperature=temperature, regression_loss=regression_loss,
         rebalance=rebalance, colour_width=colour_width, dataset=dataset, crop_size=crop_size,
         crops_per_photo=crops_per_photo, palette_file=str(palette) if palette else None,
+        cifar_data=cifar_data, cifar_images=cifar_images,
     )  # fmt: skip
     if resume is not None and epochs is None:
         from colorcnn.training.checkpoint import load_checkpoint

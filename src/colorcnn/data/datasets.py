@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from colorcnn.data import cache, cifar, folders, photos
 from colorcnn.errors import ColorcnnError
@@ -16,7 +17,9 @@ CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
 DEFAULT_CATEGORY = "horse"
-DATASETS = ("cifar10", "photos")
+# "photos+cifar10" adds CIFAR-10 training images of every class, resized to the crop size,
+# to the photo crops: more scenes and objects for a photo model; validation stays photos.
+DATASETS = ("cifar10", "photos", "photos+cifar10")
 ALL_CATEGORIES = "all"
 # The course divides by 256 (not 255), so a white pixel is 255/256; kept for comparable numbers.
 PIXEL_SCALE = 256.0
@@ -32,6 +35,8 @@ class DataSettings:
     dataset: str = "cifar10"  # "cifar10", or "photos": a folder of colour photographs
     crop_size: int = photos.DEFAULT_CROP  # photos: side of the square crops
     crops_per_photo: int = photos.DEFAULT_CROPS_PER_PHOTO  # photos: random crops per photo
+    cifar_data: str | None = None  # photos+cifar10: CIFAR-10 folder; None = official download
+    cifar_images: int = 5000  # photos+cifar10: how many CIFAR-10 training images to add
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,6 +204,21 @@ def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np
     return arrays["train_images"], arrays["test_images"]
 
 
+def _resized_cifar_sample(settings: DataSettings, cache_dir: Path | None) -> np.ndarray:
+    """A seeded sample of CIFAR-10 training images (every class) at the photo crop size."""
+    raw = load_raw_cifar10(settings.cifar_data, cache_dir, list(range(len(CLASS_NAMES))))
+    count = min(settings.cifar_images, len(raw.train_images))
+    chosen = np.random.RandomState(settings.seed).choice(
+        len(raw.train_images), count, replace=False
+    )
+    side = settings.crop_size
+    resized = np.empty((count, side, side, 3), dtype=np.uint8)
+    for row, index in enumerate(np.sort(chosen)):
+        image = Image.fromarray(np.asarray(raw.train_images[index]))
+        resized[row] = np.asarray(image.resize((side, side), Image.Resampling.BICUBIC))
+    return resized
+
+
 def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> CourseData:
     started = time.perf_counter()
     if settings.dataset not in DATASETS:
@@ -206,8 +226,11 @@ def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> C
             f"unknown dataset {settings.dataset!r}; expected one of {', '.join(DATASETS)}"
         )
     rng = np.random.RandomState(settings.seed)
-    if settings.dataset == "photos":
+    if settings.dataset in ("photos", "photos+cifar10"):
         train_images, test_images = _load_photo_data(settings, cache_dir)
+        if settings.dataset == "photos+cifar10":
+            extra = _resized_cifar_sample(settings, cache_dir)
+            train_images = np.concatenate((train_images, extra))
         train_rgb, train_grey = course_preprocess(train_images, None, None, rng)
         test_rgb, test_grey = course_preprocess(test_images, None, None, rng)
         return CourseData(

@@ -238,7 +238,7 @@ def evaluate_checkpoint(
         "model": info["model"],
         "target": formulation.name,
         "epoch": info["epoch"],
-        "category": settings.category if settings.dataset == "cifar10" else "held-out photo",
+        "category": settings.category if settings.dataset == "cifar10" else "held-out photo views",
         "num_images": len(test_rgb),
         **scores,
     }

@@ -25,6 +25,8 @@ class TrainConfig:
     dataset: str = "cifar10"  # "cifar10", or "photos" (random crops of a photo folder)
     crop_size: int = DEFAULT_CROP  # photos: crop side in pixels
     crops_per_photo: int = DEFAULT_CROPS_PER_PHOTO  # photos: random crops per training photo
+    cifar_data: str | None = None  # photos+cifar10: CIFAR-10 folder; None = official download
+    cifar_images: int = 5000  # photos+cifar10: CIFAR-10 training images added to the crops
     epochs: int = 25  # the course trains for 25
     batch_size: int = 100
     lr: float = 0.001  # Adam's learning rate
@@ -49,6 +51,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.data is not None:  # runs can be resumed and evaluated from anywhere
             self.data = str(Path(self.data).expanduser().absolute())
+        if self.cifar_data is not None:
+            self.cifar_data = str(Path(self.cifar_data).expanduser().absolute())
         if self.palette_file is not None:
             self.palette_file = str(Path(self.palette_file).expanduser().absolute())
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "kernel": self.kernel}
@@ -86,8 +90,9 @@ class TrainConfig:
 
     def data_settings(self) -> DataSettings:
         return DataSettings(
-            self.data, self.category, self.seed, self.dataset, self.crop_size, self.crops_per_photo
-        )
+            self.data, self.category, self.seed, self.dataset, self.crop_size,
+            self.crops_per_photo, self.cifar_data, self.cifar_images,
+        )  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)

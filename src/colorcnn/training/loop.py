@@ -272,7 +272,7 @@ def fit(
         write_json(paths.config, config.to_dict())
         write_json(paths.palette, {"scale": "rgb / 256", "colours": palette.cpu().tolist()})
 
-    what = "photo crops" if config.dataset == "photos" else f"category {config.category!r}"
+    what = f"category {config.category!r}" if config.dataset == "cifar10" else config.dataset
     log(
         f"Training {config.model} ({formulation.name}) on {len(data.train_rgb)} train / "
         f"{len(data.test_rgb)} val images of {what} "
