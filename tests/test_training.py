@@ -137,3 +137,17 @@ def test_a_palette_file_replaces_k_means(tiny_cifar: Path, tmp_path: Path) -> No
     saved = json.loads((run / "palette.json").read_text())["colours"]
     assert np.allclose(saved, colours, atol=1e-6)
     assert load_checkpoint(run, prefer="last").model_state["finalconv.weight"].shape[0] == 5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"regression_loss": "l1"}, "--regression-loss applies to --target ab-regression only"),
+        ({"temperature": 0.5, "target": "ab-regression"}, "--temperature applies to"),
+        ({"dataset": "photos", "category": "cat"}, "--category applies to the cifar10"),
+        ({"target": "lab-magic"}, "unknown target 'lab-magic'"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(overrides, message, tmp_path: Path) -> None:
+    with pytest.raises(ColorcnnError, match=message):
+        _config(tmp_path, tmp_path / "run", **overrides)

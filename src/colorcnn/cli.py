@@ -385,7 +385,7 @@ def list_registered_models(
     from rich.console import Console
     from rich.table import Table
 
-    from colorcnn.evaluation.evaluate import default_target
+    from colorcnn.color.formulations import default_target
     from colorcnn.models import create_model, list_models, model_entry
     from colorcnn.weights import describe_shipped, shipped_models
 

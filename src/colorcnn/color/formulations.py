@@ -274,6 +274,11 @@ class ABRegression(_LabFormulation):
 TARGETS = ("palette-rgb", "ab-bins", "ab-regression", "rgb-regression")
 
 
+def default_target(objective: str) -> str:
+    """The course's target of a model: RGB regression for RegressionCNN, else the palette."""
+    return "rgb-regression" if objective == "regression" else "palette-rgb"
+
+
 def check_target(name: str) -> str:
     if name not in TARGETS:
         raise ColorcnnError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")

@@ -14,6 +14,7 @@ from colorcnn.color.formulations import (
     Formulation,
     build_formulation,
     course_rgb,
+    default_target,
     true_lightness,
     unit_rgb,
 )
@@ -162,10 +163,6 @@ def evaluate_baselines(
             totals.add_pictures(predicted, unit_rgb(truth), full=True, raw=None)
         results[name] = totals.summary()
     return results
-
-
-def default_target(objective: str) -> str:
-    return "rgb-regression" if objective == "regression" else "palette-rgb"
 
 
 def formulation_from_info(info: dict, palette: torch.Tensor, temperature: float | None = None):

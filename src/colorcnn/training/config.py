@@ -80,6 +80,17 @@ class TrainConfig:
             raise ColorcnnError(
                 f"regression-loss must be huber or l1, got {self.regression_loss!r}"
             )
+        target = self.target or "palette-rgb"
+        if self.regression_loss != "huber" and target != "ab-regression":
+            raise ColorcnnError(
+                f"--regression-loss applies to --target ab-regression only, not {target}"
+            )
+        if self.temperature != ANNEALED_T and target != "ab-bins":
+            raise ColorcnnError(f"--temperature applies to --target ab-bins only, not {target}")
+        if self.dataset != "cifar10" and self.category != "horse":
+            raise ColorcnnError(
+                f"--category applies to the cifar10 dataset only, not {self.dataset}"
+            )
         if self.picture_every < 0:
             raise ColorcnnError(f"picture-every must be 0 or more, got {self.picture_every}")
 

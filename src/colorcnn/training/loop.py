@@ -12,12 +12,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from colorcnn.color.formulations import Formulation, build_formulation, unit_rgb
+from colorcnn.color.formulations import (
+    Formulation,
+    build_formulation,
+    default_target,
+    true_lightness,
+    unit_rgb,
+)
 from colorcnn.color.palette import check_palette, fit_palette, load_palette, palette_image
-from colorcnn.color.spaces import rgb_to_lab
 from colorcnn.data.datasets import load_course_data, resolve_categories
 from colorcnn.errors import ColorcnnError
-from colorcnn.evaluation.evaluate import default_target, evaluate
+from colorcnn.evaluation.evaluate import evaluate
 from colorcnn.files import atomic_open, write_json
 from colorcnn.models import create_model, model_entry, model_objective
 from colorcnn.training import checkpoint as ckpt
@@ -142,7 +147,7 @@ def _save_picture(
                 palette_image(truth_indices, formulation.palette)
             )
             rows["prediction"] = formulation.predict_rgb(outputs, inputs)
-            lightness = rgb_to_lab(unit_rgb(truth_rgb))[:, :1]
+            lightness = true_lightness(truth_rgb)
             rows["prediction,\ntrue lightness"] = formulation.predict_rgb(
                 outputs, inputs, lightness
             )
