@@ -133,7 +133,8 @@ def _load_image_folder_cached(
 ) -> RawCifar:
     """Decode the tree one class at a time, each class with its own cache entry."""
     split_files = {
-        split: folders.list_split(root, split, list(CLASS_NAMES)) for split in folders.SPLITS
+        split: folders.list_split(root, split, list(CLASS_NAMES), categories)
+        for split in folders.SPLITS
     }
     if categories is None:  # every class the tree holds
         categories = sorted({f.class_index for files in split_files.values() for f in files})
