@@ -348,3 +348,18 @@ def test_ab_regression_describe_round_trips(palette: torch.Tensor) -> None:
     l1 = build_formulation("ab-regression", palette, regression_loss="l1")
     rebuilt = build_formulation("ab-regression", palette, described=l1.describe())
     assert rebuilt.regression_loss == "l1"
+
+
+def test_chroma_gain_scales_ab_regression_and_only_it(palette: torch.Tensor) -> None:
+    from colorcnn.errors import ColorcnnError
+
+    outputs = torch.full((1, 2, 4, 4), 0.1)
+    plain = build_formulation("ab-regression", palette)
+    vivid = build_formulation("ab-regression", palette, chroma_gain=1.5)
+    torch.testing.assert_close(vivid.predict_ab(outputs), 1.5 * plain.predict_ab(outputs))
+    rebuilt = build_formulation("ab-regression", palette, described=vivid.describe())
+    assert rebuilt.chroma_gain == 1.5
+    with pytest.raises(ColorcnnError, match="chroma gain applies to ab-regression"):
+        build_formulation("palette-rgb", palette, chroma_gain=1.2)
+    with pytest.raises(ColorcnnError, match="chroma gain must be a positive"):
+        build_formulation("ab-regression", palette, chroma_gain=0.0)

@@ -213,6 +213,14 @@ def evaluate(
             "--temperature", show_default="the run's", help="Annealed-mean temperature (ab-bins)."
         ),
     ] = None,
+    chroma_gain: Annotated[
+        float | None,
+        typer.Option(
+            "--chroma-gain",
+            show_default="the model's (1.0)",
+            help="ab-regression models only: scale the predicted chroma (above 1: more vivid).",
+        ),
+    ] = None,
     baselines: Annotated[
         bool, typer.Option(help="Also score the grey and mean-colour baselines.")
     ] = True,
@@ -236,7 +244,7 @@ def evaluate(
         raise ColorcnnError(f"--checkpoint must be 'best' or 'last', got {which!r}")
     result = evaluate_checkpoint(
         checkpoint, data, prefer=which, batch_size=batch_size, cache_dir=cache_dir,
-        device=device, temperature=temperature, baselines=baselines,
+        device=device, temperature=temperature, chroma_gain=chroma_gain, baselines=baselines,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True))
@@ -295,6 +303,14 @@ def colorize(
         float | None,
         typer.Option("--temperature", show_default="the model's", help="ab-bins models only."),
     ] = None,
+    chroma_gain: Annotated[
+        float | None,
+        typer.Option(
+            "--chroma-gain",
+            show_default="the model's (1.0)",
+            help="ab-regression models only: scale the predicted chroma (above 1: more vivid).",
+        ),
+    ] = None,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
     ] = False,
@@ -318,7 +334,7 @@ def colorize(
     from colorcnn.inference.batch import colorize_files, plan_jobs
     from colorcnn.inference.colorize import Colorizer
 
-    colorizer = Colorizer.load(model, backend)
+    colorizer = Colorizer.load(model, backend, chroma_gain)
     colorizer.check_temperature(temperature)
     jobs, missing = plan_jobs(inputs, output, recursive)
     if not jobs and not missing:

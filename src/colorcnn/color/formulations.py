@@ -248,11 +248,18 @@ class ABRegression(_LabFormulation):
     name = "ab-regression"
     HUBER_DELTA = 0.1  # in ab / 110 units: errors under 11 ab units are squared
 
-    def __init__(self, palette: torch.Tensor, regression_loss: str = "huber"):
+    def __init__(
+        self, palette: torch.Tensor, regression_loss: str = "huber", chroma_gain: float = 1.0
+    ):
         super().__init__(palette)
         if regression_loss not in ("huber", "l1"):
             raise ColorcnnError(f"regression loss must be huber or l1, got {regression_loss!r}")
+        if not chroma_gain > 0:
+            raise ColorcnnError(f"chroma gain must be a positive number, got {chroma_gain}")
         self.regression_loss = regression_loss
+        # Regression predicts the mean of plausible colours, which is paler than any of them;
+        # a gain above 1 scales the predicted chroma back up when decoding (training ignores it).
+        self.chroma_gain = chroma_gain
 
     @property
     def out_channels(self) -> int:
@@ -265,10 +272,14 @@ class ABRegression(_LabFormulation):
         return F.huber_loss(outputs, scaled, delta=self.HUBER_DELTA)
 
     def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.float() * AB_SCALE
+        return outputs.float() * (AB_SCALE * self.chroma_gain)
 
     def describe(self) -> dict:
-        return {"name": self.name, "regression_loss": self.regression_loss}
+        return {
+            "name": self.name,
+            "regression_loss": self.regression_loss,
+            "chroma_gain": self.chroma_gain,
+        }
 
 
 TARGETS = ("palette-rgb", "ab-bins", "ab-regression", "rgb-regression")
@@ -294,17 +305,21 @@ def build_formulation(
     temperature: float = ANNEALED_T,
     regression_loss: str = "huber",
     rebalance: bool = True,
+    chroma_gain: float | None = None,
 ) -> Formulation:
     """A formulation by name; ab-bins fits its colour prior on `train_rgb`, or reuses the
     bins and weights a checkpoint `described`."""
     check_target(name)
+    if chroma_gain is not None and name != "ab-regression":
+        raise ColorcnnError(f"a chroma gain applies to ab-regression models only, not {name}")
     if name == "palette-rgb":
         return PaletteClassification(palette)
     if name == "rgb-regression":
         return RGBRegression(palette)
     if name == "ab-regression":
         loss = (described or {}).get("regression_loss", regression_loss)
-        return ABRegression(palette, loss)
+        gain = chroma_gain if chroma_gain is not None else (described or {}).get("chroma_gain", 1.0)
+        return ABRegression(palette, loss, gain)
     if described is not None:
         bins = ABBins(torch.tensor(described["bins"], dtype=torch.float32))
         weights = described.get("class_weights")

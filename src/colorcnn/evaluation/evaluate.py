@@ -165,15 +165,26 @@ def evaluate_baselines(
     return results
 
 
-def formulation_from_info(info: dict, palette: torch.Tensor, temperature: float | None = None):
-    """Rebuild a checkpoint's formulation; `temperature` overrides the saved annealing."""
+def formulation_from_info(
+    info: dict,
+    palette: torch.Tensor,
+    temperature: float | None = None,
+    chroma_gain: float | None = None,
+):
+    """Rebuild a checkpoint's formulation; `temperature` (ab-bins) and `chroma_gain`
+    (ab-regression) override how the saved one decodes."""
     described = info.get("formulation") or {"name": default_target(info.get("objective", ""))}
+    if temperature is not None and described["name"] != "ab-bins":
+        raise ColorcnnError(
+            f"a temperature applies to ab-bins models only; this one predicts {described['name']}"
+        )
     saved_temperature = described.get("temperature", ANNEALED_T)
     return build_formulation(
         described["name"],
         palette,
         described=described,
         temperature=temperature if temperature is not None else saved_temperature,
+        chroma_gain=chroma_gain,
     )
 
 
@@ -186,6 +197,7 @@ def evaluate_checkpoint(
     cache_dir: Path | None = None,
     device: str = "cpu",
     temperature: float | None = None,
+    chroma_gain: float | None = None,
     baselines: bool = True,
 ) -> dict:
     """Every metric of a saved model on the test split of its category, and the baselines.
@@ -218,7 +230,7 @@ def evaluate_checkpoint(
     target_device = resolve_device(device)
     model = build_model(checkpoint).to(target_device)
     palette = palette.to(target_device)
-    formulation = formulation_from_info(info, palette, temperature)
+    formulation = formulation_from_info(info, palette, temperature, chroma_gain)
     course_data = load_course_data(settings, cache_dir)
     test_rgb = course_data.test_rgb.to(target_device)
     scores = evaluate(

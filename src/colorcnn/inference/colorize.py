@@ -49,7 +49,9 @@ class Colorizer:
     name: str
 
     @classmethod
-    def load(cls, checkpoint: str | Path, backend: str = "torch") -> Colorizer:
+    def load(
+        cls, checkpoint: str | Path, backend: str = "torch", chroma_gain: float | None = None
+    ) -> Colorizer:
         """A run folder or .safetensors checkpoint with PyTorch, or an exported .onnx file
         with ONNX Runtime."""
         from colorcnn.evaluation.evaluate import formulation_from_info
@@ -71,7 +73,7 @@ class Colorizer:
         else:
             raise ColorcnnError(f"unknown backend {backend!r}; expected torch or onnx")
         palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
-        formulation = formulation_from_info(info, palette)
+        formulation = formulation_from_info(info, palette, chroma_gain=chroma_gain)
         runtime = "torch" if isinstance(model, torch.nn.Module) else "onnx"
         return cls(model, formulation, f"{info['model']} ({formulation.name}, {runtime})")
 
