@@ -113,3 +113,17 @@ def test_photos_plus_cifar_adds_resized_cifar_images(tmp_path: Path, tiny_cifar:
     )
     assert len(mixed.train_rgb) == len(plain.train_rgb) + 7
     assert torch.equal(mixed.test_rgb.sort(dim=0).values, plain.test_rgb.sort(dim=0).values)
+
+
+def test_photo_runs_default_to_ab_regression(tmp_path: Path) -> None:
+    from colorcnn.training import TrainConfig, fit
+    from colorcnn.training.checkpoint import load_checkpoint
+
+    folder = tmp_path / "photos"
+    _make_photos(folder, count=6)
+    config = TrainConfig(
+        model="unet_small", data=str(folder), dataset="photos", crop_size=16,
+        crops_per_photo=2, epochs=1, batch_size=4, out=str(tmp_path / "run"), picture_every=0,
+    )  # fmt: skip
+    fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
+    assert load_checkpoint(tmp_path / "run").info["target"] == "ab-regression"

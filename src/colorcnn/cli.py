@@ -123,7 +123,8 @@ def train(
         typer.Option(
             "--target",
             "-t",
-            show_default="the model's: palette-rgb, or rgb-regression for regression_cnn",
+            show_default="palette-rgb on cifar10 (rgb-regression for regression_cnn), "
+            "ab-regression on photos",
             help="What is predicted: palette-rgb (the course), ab-bins (Lab chroma classes, "
             "rebalanced, annealed mean), ab-regression (Lab chroma, Huber/L1), rgb-regression.",
         ),

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from colorcnn.color.abbins import ANNEALED_T
-from colorcnn.color.formulations import check_target
+from colorcnn.color.formulations import check_target, default_target
 from colorcnn.color.palette import DEFAULT_NUM_COLOURS
 from colorcnn.data.datasets import DataSettings
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
@@ -80,7 +80,7 @@ class TrainConfig:
             raise ColorcnnError(
                 f"regression-loss must be huber or l1, got {self.regression_loss!r}"
             )
-        target = self.target or "palette-rgb"
+        target = self.target or default_target("classification", self.dataset)
         if self.regression_loss != "huber" and target != "ab-regression":
             raise ColorcnnError(
                 f"--regression-loss applies to --target ab-regression only, not {target}"

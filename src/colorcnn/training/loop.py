@@ -224,7 +224,7 @@ def fit(
     palette = palette.to(device)
 
     objective = model_objective(config.model)
-    target = config.target or default_target(objective)
+    target = config.target or default_target(objective, config.dataset)
     formulation = build_formulation(
         target,
         palette,
