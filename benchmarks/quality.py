@@ -62,6 +62,7 @@ def run_one(config: TrainConfig) -> tuple[dict, list[dict]]:
     resume = (Path(config.out) / "checkpoints" / "last.safetensors").is_file()
     history = fit(config, resume=resume, show_progress=False)
     scores = evaluate_checkpoint(config.out, prefer="best", baselines=False)
+    scores.pop("checkpoint")  # a path of the machine that ran it
     return scores, history
 
 
