@@ -48,6 +48,17 @@ def write_cifar_batches(folder: Path, per_class: int = TINY_PER_CLASS, seed: int
     return folder
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one thread is fastest and does not fight other work for the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_cifar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of tiny CIFAR-10 batches: 20 train images per batch (2 per class), 20 test."""

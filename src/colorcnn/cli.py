@@ -52,6 +52,14 @@ BatchSizeOption = Annotated[
     int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
+ChromaGainOption = Annotated[
+    float | None,
+    typer.Option(
+        "--chroma-gain",
+        show_default="the model's (1.0)",
+        help="ab-regression models only: scale the predicted chroma (above 1: more vivid).",
+    ),
+]
 TemperatureOption = Annotated[
     float,
     typer.Option(
@@ -214,14 +222,7 @@ def evaluate(
             "--temperature", show_default="the run's", help="Annealed-mean temperature (ab-bins)."
         ),
     ] = None,
-    chroma_gain: Annotated[
-        float | None,
-        typer.Option(
-            "--chroma-gain",
-            show_default="the model's (1.0)",
-            help="ab-regression models only: scale the predicted chroma (above 1: more vivid).",
-        ),
-    ] = None,
+    chroma_gain: ChromaGainOption = None,
     baselines: Annotated[
         bool, typer.Option(help="Also score the grey and mean-colour baselines.")
     ] = True,
@@ -304,14 +305,7 @@ def colorize(
         float | None,
         typer.Option("--temperature", show_default="the model's", help="ab-bins models only."),
     ] = None,
-    chroma_gain: Annotated[
-        float | None,
-        typer.Option(
-            "--chroma-gain",
-            show_default="the model's (1.0)",
-            help="ab-regression models only: scale the predicted chroma (above 1: more vivid).",
-        ),
-    ] = None,
+    chroma_gain: ChromaGainOption = None,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
     ] = False,
