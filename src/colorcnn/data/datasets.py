@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from colorcnn.color.spaces import course_grey
 from colorcnn.data import cache, cifar, folders, photos
 from colorcnn.errors import ColorcnnError
 
@@ -54,14 +55,22 @@ class RawCifar:
 
 @dataclass
 class CourseData:
-    """Float tensors in the course's scaling: rgb (N, 3, 32, 32) in [0, 1), grey (N, 1, 32, 32)."""
+    """Float tensors in the course's scaling: rgb (N, 3, H, W) in [0, 1)."""
 
     train_rgb: torch.Tensor
-    train_grey: torch.Tensor
     test_rgb: torch.Tensor
-    test_grey: torch.Tensor
     categories: list[int]
     load_seconds: float
+
+    # The course's grey inputs, derived on demand: training takes its inputs from the
+    # chosen formulation, so they are not computed at every load.
+    @property
+    def train_grey(self) -> torch.Tensor:
+        return course_grey(self.train_rgb)  # (N, 1, H, W)
+
+    @property
+    def test_grey(self) -> torch.Tensor:
+        return course_grey(self.test_rgb)
 
 
 def resolve_categories(category: str | int) -> list[int]:
@@ -166,10 +175,10 @@ def course_preprocess(
     labels: np.ndarray | None,
     categories: list[int] | None,
     rng: np.random.RandomState,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The course's `process`: keep the categories, scale by 1/256, shuffle, grey = mean of RGB.
+) -> torch.Tensor:
+    """The course's `process`: keep the categories, scale by 1/256, shuffle; (N, 3, H, W).
 
-    With `labels` None every image is kept.
+    With `labels` None every image is kept. The grey input is `spaces.course_grey`.
     """
     if labels is None:
         selected = np.asarray(images)
@@ -177,8 +186,7 @@ def course_preprocess(
         selected = images[np.flatnonzero(np.isin(labels, categories))]  # reads only these rows
     rgb = selected.transpose(0, 3, 1, 2).astype(np.float32) / PIXEL_SCALE  # (N, 3, H, W)
     rng.shuffle(rgb)
-    grey = rgb.mean(axis=1, keepdims=True)  # (N, 1, H, W)
-    return torch.from_numpy(np.ascontiguousarray(rgb)), torch.from_numpy(grey)
+    return torch.from_numpy(np.ascontiguousarray(rgb))
 
 
 def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np.ndarray, ...]:
@@ -232,22 +240,18 @@ def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> C
         if settings.dataset == "photos+cifar10":
             extra = _resized_cifar_sample(settings, cache_dir)
             train_images = np.concatenate((train_images, extra))
-        train_rgb, train_grey = course_preprocess(train_images, None, None, rng)
-        test_rgb, test_grey = course_preprocess(test_images, None, None, rng)
-        return CourseData(
-            train_rgb, train_grey, test_rgb, test_grey, [], time.perf_counter() - started
-        )
+        train_rgb = course_preprocess(train_images, None, None, rng)
+        test_rgb = course_preprocess(test_images, None, None, rng)
+        return CourseData(train_rgb, test_rgb, [], time.perf_counter() - started)
     categories = resolve_categories(settings.category)
     raw = load_raw_cifar10(settings.data, cache_dir, categories)
     # One generator for both splits, in this order, as the course seeds NumPy once and
     # then processes train before test.
-    train_rgb, train_grey = course_preprocess(raw.train_images, raw.train_labels, categories, rng)
-    test_rgb, test_grey = course_preprocess(raw.test_images, raw.test_labels, categories, rng)
+    train_rgb = course_preprocess(raw.train_images, raw.train_labels, categories, rng)
+    test_rgb = course_preprocess(raw.test_images, raw.test_labels, categories, rng)
     if len(train_rgb) == 0 or len(test_rgb) == 0:
         raise ColorcnnError(
             f"category {settings.category!r} has {len(train_rgb)} train and {len(test_rgb)} "
             "test images in this data; expected at least one of each"
         )
-    return CourseData(
-        train_rgb, train_grey, test_rgb, test_grey, categories, time.perf_counter() - started
-    )
+    return CourseData(train_rgb, test_rgb, categories, time.perf_counter() - started)
