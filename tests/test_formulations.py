@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from skimage.color import rgb2lab
 
 from colorcnn.color import fit_palette, nearest_colour
-from colorcnn.color.abbins import ANNEALED_T
+from colorcnn.color.abbins import ANNEALED_T, ABBins
 from colorcnn.color.formulations import (
     TARGETS,
     ABBinsClassification,
@@ -25,7 +25,7 @@ from colorcnn.models import create_model, list_models
 
 ALL_MODELS = list_models()
 FORMULATIONS = ("palette-rgb", "ab-bins", "ab-regression", "rgb-regression")
-N, H, W = 2, 16, 16
+N, H, W = 2, 32, 32  # 32: the deepest registered model pools five times
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -224,10 +224,18 @@ def test_ab_regression_losses(palette: torch.Tensor, course_images: torch.Tensor
 
 
 def test_ab_regression_rejects_unknown_losses(palette: torch.Tensor) -> None:
-    with pytest.raises(ColorcnnError, match="huber or l1"):
+    with pytest.raises(ColorcnnError, match="huber, l1, mse"):
         ABRegression(palette, "l2")
     with pytest.raises(ColorcnnError):
-        build_formulation("ab-regression", palette, regression_loss="mse")
+        build_formulation("ab-regression", palette, regression_loss="squared")
+
+
+def test_mse_loss_is_the_mean_square_in_scaled_units(palette: torch.Tensor) -> None:
+    mse = build_formulation("ab-regression", palette, regression_loss="mse")
+    targets = torch.full((1, 2, 2, 2), 22.0)  # 0.2 in ab / 110 units
+    outputs = torch.zeros(1, 2, 2, 2)
+    assert mse.loss(outputs, targets).item() == pytest.approx(0.04)
+    assert mse.describe()["regression_loss"] == "mse"
 
 
 def test_course_losses(formulations: dict, course_images: torch.Tensor) -> None:
@@ -357,3 +365,13 @@ def test_chroma_gain_scales_ab_regression_and_only_it(palette: torch.Tensor) -> 
         build_formulation("palette-rgb", palette, chroma_gain=1.2)
     with pytest.raises(ColorcnnError, match="chroma gain must be a positive"):
         build_formulation("ab-regression", palette, chroma_gain=0.0)
+
+
+def test_the_colour_prior_is_the_same_in_chunks(monkeypatch, course_images: torch.Tensor) -> None:
+    from colorcnn.color import formulations as module
+
+    bins = ABBins.in_gamut()
+    whole = bins.empirical_prior(rgb_to_lab(unit_rgb(course_images))[:, 1:])
+    monkeypatch.setattr(module, "CHUNK_PIXELS", H * W)  # one image per chunk
+    chunked = module._colour_prior(bins, course_images)
+    assert torch.allclose(chunked, whole, atol=1e-6)

@@ -93,9 +93,21 @@ def test_hyperparameters_rebuild_the_same_network(name: str) -> None:
 @pytest.mark.parametrize("name", ALL_MODELS)
 @pytest.mark.parametrize("kernel", [3, 4, 5])
 def test_every_kernel_size_keeps_the_image_size(name: str, kernel: int) -> None:
-    model = create_model(name, kernel=kernel)
+    model = create_model(name, kernel=kernel).eval()  # batch norm on 1 image
     assert model(torch.rand(1, 1, 32, 32)).shape[-2:] == (32, 32)
-    assert model(torch.rand(1, 1, 64, 48)).shape[-2:] == (64, 48)
+    tall = (4 * model.size_multiple, 3 * model.size_multiple)
+    assert model(torch.rand(1, 1, *tall)).shape[-2:] == tall
+
+
+DEEP_MODELS = [name for name in ALL_MODELS if create_model(name).size_multiple > 4]
+
+
+@pytest.mark.parametrize("name", DEEP_MODELS)
+def test_sides_off_the_size_multiple_are_refused(name: str) -> None:
+    model = create_model(name)
+    side = model.size_multiple + 2
+    with pytest.raises(ValueError, match=f"multiples of {model.size_multiple}"):
+        model(torch.rand(1, 1, side, side))
 
 
 def test_objective_is_read_without_building_weights() -> None:

@@ -242,8 +242,11 @@ class ABBinsClassification(_LabFormulation):
         }
 
 
+REGRESSION_LOSSES = ("huber", "l1", "mse")
+
+
 class ABRegression(_LabFormulation):
-    """ab / 110 per pixel, (N, 2, H, W), with a Huber (default) or L1 loss."""
+    """ab / 110 per pixel, (N, 2, H, W), with a Huber (default), L1 or MSE loss."""
 
     name = "ab-regression"
     HUBER_DELTA = 0.1  # in ab / 110 units: errors under 11 ab units are squared
@@ -252,8 +255,11 @@ class ABRegression(_LabFormulation):
         self, palette: torch.Tensor, regression_loss: str = "huber", chroma_gain: float = 1.0
     ):
         super().__init__(palette)
-        if regression_loss not in ("huber", "l1"):
-            raise ColorcnnError(f"regression loss must be huber or l1, got {regression_loss!r}")
+        if regression_loss not in REGRESSION_LOSSES:
+            raise ColorcnnError(
+                f"regression loss must be one of {', '.join(REGRESSION_LOSSES)}, "
+                f"got {regression_loss!r}"
+            )
         if not chroma_gain > 0:
             raise ColorcnnError(f"chroma gain must be a positive number, got {chroma_gain}")
         self.regression_loss = regression_loss
@@ -269,6 +275,8 @@ class ABRegression(_LabFormulation):
         scaled = targets / AB_SCALE
         if self.regression_loss == "l1":
             return F.l1_loss(outputs, scaled)
+        if self.regression_loss == "mse":  # the conditional mean: what PSNR rewards
+            return F.mse_loss(outputs, scaled)
         return F.huber_loss(outputs, scaled, delta=self.HUBER_DELTA)
 
     def predict_ab(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -305,6 +313,25 @@ def check_target(name: str) -> str:
     return name
 
 
+# Images converted at a time when a whole training set is processed: a photo set of tens of
+# thousands of crops would otherwise need several copies of itself in Lab at once.
+CHUNK_PIXELS = 1 << 22
+
+
+def images_per_chunk(rgb: torch.Tensor) -> int:
+    return max(1, CHUNK_PIXELS // (rgb.shape[-1] * rgb.shape[-2]))
+
+
+def _colour_prior(bins: ABBins, train_rgb: torch.Tensor) -> torch.Tensor:
+    """The empirical prior of `train_rgb`, chunk by chunk on the images' own device."""
+    counts = torch.zeros(bins.num_bins, dtype=torch.float64)
+    step = images_per_chunk(train_rgb)
+    for start in range(0, len(train_rgb), step):
+        ab = rgb_to_lab(unit_rgb(train_rgb[start : start + step]))[:, 1:]
+        counts += bins.empirical_prior(ab).double().cpu() * ab[:, 0].numel()
+    return (counts / counts.sum()).float()
+
+
 def build_formulation(
     name: str,
     palette: torch.Tensor,
@@ -339,6 +366,5 @@ def build_formulation(
     if rebalance:
         if train_rgb is None:
             raise ValueError("ab-bins needs the training images to fit its colour prior")
-        ab = rgb_to_lab(unit_rgb(train_rgb.cpu()))[:, 1:]
-        class_weights = bins.rebalancing_weights(bins.empirical_prior(ab))
+        class_weights = bins.rebalancing_weights(_colour_prior(bins, train_rgb))
     return ABBinsClassification(palette, bins, class_weights, temperature)

@@ -17,8 +17,8 @@ from colorcnn.files import atomic_path
 
 METADATA_KEY = "colorcnn"
 OPSET = 18
-# The networks pool twice: image sides are multiples of 4, up to 16384 px.
-_MAX_SIDE_OVER_4 = 4096
+# Image sides are multiples of the network's size_multiple, up to this many pixels.
+_MAX_SIDE = 16384
 
 
 def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
@@ -27,10 +27,12 @@ def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
 
     loaded = load_checkpoint(checkpoint, prefer="best")
     model = build_model(loaded).eval()
-    example = torch.rand(1, model.in_channels, 32, 48)
+    multiple = model.size_multiple
+    example = torch.rand(1, model.in_channels, 8 * multiple, 12 * multiple)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    height = 4 * torch.export.Dim("height_over_4", min=1, max=_MAX_SIDE_OVER_4)
-    width = 4 * torch.export.Dim("width_over_4", min=1, max=_MAX_SIDE_OVER_4)
+    steps = _MAX_SIDE // multiple
+    height = multiple * torch.export.Dim("height_steps", min=1, max=steps)
+    width = multiple * torch.export.Dim("width_steps", min=1, max=steps)
     target = Path(target)
     try:
         import onnx

@@ -1,6 +1,12 @@
 """The model zoo: importing this package registers every architecture."""
 
-from colorcnn.models import cnn, conv_transpose_net, pool_upsample_net, unet  # noqa: F401
+from colorcnn.models import (  # noqa: F401
+    cnn,
+    conv_transpose_net,
+    photo_unet,
+    pool_upsample_net,
+    unet,
+)
 from colorcnn.models.base import ColourNet
 from colorcnn.models.registry import (
     create_model,

@@ -51,6 +51,11 @@ class ColourNet(nn.Module):
         )
 
     @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this; the course nets pool twice."""
+        return 4
+
+    @property
     def hyperparameters(self) -> dict[str, int]:
         """The constructor arguments: with the registered name they rebuild this network."""
         return {

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from colorcnn.color.abbins import ANNEALED_T
-from colorcnn.color.formulations import check_target, default_target
+from colorcnn.color.formulations import REGRESSION_LOSSES, check_target, default_target
 from colorcnn.color.palette import DEFAULT_NUM_COLOURS
 from colorcnn.data.datasets import DataSettings
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
@@ -40,7 +40,7 @@ class TrainConfig:
     target: str | None = None  # palette-rgb, ab-bins, ab-regression, rgb-regression; None:
     # the model's own (palette-rgb, or rgb-regression for regression_cnn)
     temperature: float = ANNEALED_T  # annealed-mean temperature of ab-bins
-    regression_loss: str = "huber"  # ab-regression's loss: huber or l1
+    regression_loss: str = "huber"  # ab-regression's loss: huber, l1 or mse
     rebalance: bool = True  # ab-bins: weight rare colours up (lambda 0.5, sigma 5)
     out: str = "runs/unet"  # run folder: metrics, pictures, checkpoints
     shuffle_each_epoch: bool = False  # the course walks the once-shuffled set in order
@@ -76,9 +76,10 @@ class TrainConfig:
             check_target(self.target)
         if not self.temperature > 0:
             raise ColorcnnError(f"temperature must be a positive number, got {self.temperature}")
-        if self.regression_loss not in ("huber", "l1"):
+        if self.regression_loss not in REGRESSION_LOSSES:
             raise ColorcnnError(
-                f"regression-loss must be huber or l1, got {self.regression_loss!r}"
+                f"regression-loss must be one of {', '.join(REGRESSION_LOSSES)}, "
+                f"got {self.regression_loss!r}"
             )
         target = self.target or default_target("classification", self.dataset)
         if self.regression_loss != "huber" and target != "ab-regression":

@@ -16,10 +16,12 @@ from colorcnn.color.formulations import (
     Formulation,
     build_formulation,
     default_target,
+    images_per_chunk,
     true_lightness,
     unit_rgb,
 )
 from colorcnn.color.palette import check_palette, fit_palette, load_palette, palette_image
+from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
 from colorcnn.data.datasets import load_course_data, resolve_categories
 from colorcnn.errors import ColorcnnError
 from colorcnn.evaluation.evaluate import evaluate
@@ -118,6 +120,12 @@ def train_one_epoch(
     return sum(losses) / len(losses)
 
 
+def _in_chunks(convert: Callable[[torch.Tensor], torch.Tensor], rgb: torch.Tensor) -> torch.Tensor:
+    """`convert` over a whole set a chunk at a time, so that its temporaries stay small."""
+    step = images_per_chunk(rgb)
+    return torch.cat([convert(rgb[start : start + step]) for start in range(0, len(rgb), step)])
+
+
 def _write_metrics(paths: RunPaths, history: list[dict]) -> None:
     # Rewritten whole each epoch, so the file always matches a checkpointed history.
     with atomic_open(paths.metrics) as handle:
@@ -162,6 +170,18 @@ def _save_picture(
     )
 
 
+def _check_image_side(config: TrainConfig) -> None:
+    with torch.device("meta"):
+        multiple = create_model(config.model).size_multiple
+    side = CIFAR_SIDE if config.dataset == "cifar10" else config.crop_size
+    if side % multiple:
+        what = "CIFAR-10 images" if config.dataset == "cifar10" else "--crop-size"
+        raise ColorcnnError(
+            f"model {config.model} needs image sides that are multiples of {multiple}; "
+            f"{what} gives {side} px"
+        )
+
+
 def check_run_folder(folder: Path) -> None:
     if not Path(folder).is_dir():
         raise ColorcnnError(f"--resume expects a run folder made by `colorcnn train`, got {folder}")
@@ -182,6 +202,7 @@ def fit(
     """
     paths = RunPaths(Path(config.out))
     model_entry(config.model)  # fail on a bad name before minutes of data loading
+    _check_image_side(config)
     if config.dataset == "cifar10":
         resolve_categories(config.category)
     set_determinism(config.deterministic)
@@ -235,10 +256,10 @@ def fit(
         rebalance=config.rebalance,
     )
     # Inputs and targets are computed once and stay resident: no per-batch colour maths.
-    train_inputs = formulation.inputs(data.train_rgb)
-    train_targets = formulation.training_targets(data.train_rgb)
-    test_inputs = formulation.inputs(data.test_rgb)
-    test_targets = formulation.training_targets(data.test_rgb)
+    train_inputs = _in_chunks(formulation.inputs, data.train_rgb)
+    train_targets = _in_chunks(formulation.training_targets, data.train_rgb)
+    test_inputs = _in_chunks(formulation.inputs, data.test_rgb)
+    test_targets = _in_chunks(formulation.training_targets, data.test_rgb)
 
     model_args: dict = {"kernel": config.kernel, "in_channels": 1}
     model_args["out_channels"] = formulation.out_channels
