@@ -127,3 +127,33 @@ def test_photo_runs_default_to_ab_regression(tmp_path: Path) -> None:
     )  # fmt: skip
     fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
     assert load_checkpoint(tmp_path / "run").info["target"] == "ab-regression"
+
+
+def test_photo_unet_trains_on_photos_and_colorizes_any_size(tmp_path: Path) -> None:
+    from colorcnn.inference import Colorizer
+    from colorcnn.training import TrainConfig, fit
+
+    folder = tmp_path / "photos"
+    _make_photos(folder, count=6)
+    config = TrainConfig(
+        model="photo_unet", dataset="photos", data=str(folder), crop_size=32,
+        crops_per_photo=2, epochs=1, batch_size=4, target="ab-regression",
+        regression_loss="mse", picture_every=0, out=str(tmp_path / "run"),
+    )  # fmt: skip
+    history = fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
+    assert len(history) == 1 and np.isfinite(history[0]["psnr"])
+    colorizer = Colorizer.load(tmp_path / "run")
+    assert colorizer.size_multiple == 32
+    grey = np.random.RandomState(0).randint(0, 256, (37, 53), np.uint8)  # not multiples of 32
+    assert colorizer.colorize(grey, 40).size == (53, 37)
+
+
+def test_crop_sizes_the_model_cannot_take_are_refused_before_loading(tmp_path: Path) -> None:
+    from colorcnn.training import TrainConfig, fit
+
+    config = TrainConfig(
+        model="photo_unet", dataset="photos", data=str(tmp_path / "absent"), crop_size=48,
+        out=str(tmp_path / "run"),
+    )  # fmt: skip
+    with pytest.raises(ColorcnnError, match="multiples of 32; --crop-size gives 48 px"):
+        fit(config, cache_dir=tmp_path / "cache", show_progress=False)

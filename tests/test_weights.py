@@ -10,8 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+import colorcnn
 from colorcnn.cli import main
 from colorcnn.inference import Colorizer
+from colorcnn.inference.colorize import sample_photos
 from colorcnn.training.checkpoint import build_model, load_checkpoint
 from colorcnn.weights import WEIGHTS_DIR, describe_shipped, shipped_models
 
@@ -39,7 +41,40 @@ def test_shipped_description_names_no_machine_path(name: str) -> None:
     text = (WEIGHTS_DIR / f"{name}.json").read_text()
     for fragment in ('"/', "\\\\", "~/"):
         assert fragment not in text, f"{name} mentions a local path"
-    assert json.loads(text)["data"]["data"] is None  # the official CIFAR-10 download
+    data = json.loads(text)["data"]
+    # The official CIFAR-10 download, or for photo models the dataset's name.
+    assert data["data"] in (None, data.get("dataset"))
+    assert data.get("cifar_data") is None
+
+
+def test_the_photo_model_ships_with_its_credits() -> None:
+    info = describe_shipped("photo")
+    assert info["data"]["dataset"] == "photos+cifar10"
+    assert info["formulation"]["name"] == "ab-regression"
+    credits = (WEIGHTS_DIR / "CREDITS.md").read_text()
+    assert "Stefano Guerrieri" in credits  # the bundled sample's author
+    assert credits.count("| gcompris__") > 200  # one row per training photo
+
+
+def test_colorize_the_bundled_sample_with_the_default_model(tmp_path: Path) -> None:
+    assert main(["colorize", "--sample", "-o", str(tmp_path)]) == 0
+    (written,) = tmp_path.iterdir()
+    sample = Image.open(sample_photos()[0])
+    output = Image.open(written)
+    assert output.size == sample.size and output.mode == "RGB"
+    pixels = np.asarray(output, dtype=np.int16)
+    assert np.abs(pixels[..., 0] - pixels[..., 2]).mean() > 2  # it gained colour
+
+
+def test_python_api_colorizes_an_array_with_the_shipped_photo_model() -> None:
+    grey = np.tile(np.linspace(0, 255, 70, dtype=np.uint8), (45, 1))
+    result = colorcnn.colorize(grey)
+    assert isinstance(result, Image.Image) and result.size == (70, 45)
+
+
+def test_colorize_without_inputs_says_what_it_expected(capsys) -> None:
+    assert main(["colorize"]) == 1
+    assert "expected image files, folders or globs, or --sample" in capsys.readouterr().err
 
 
 def test_colorize_with_a_shipped_name(tmp_path: Path, capsys) -> None:

@@ -1,17 +1,18 @@
 """Copy trained runs' best checkpoints into the package as shipped weights.
 
 Usage:
-    python tools/ship_weights.py NAME=RUN_DIR [NAME=RUN_DIR ...]
+    python tools/ship_weights.py [--chroma-gain G] NAME=RUN_DIR [NAME=RUN_DIR ...]
 
 Keeps the weights and the description needed to use them (model, formulation, palette,
 data settings, metrics), drops the optimizer state and replaces machine-specific paths:
-the data folder becomes the official CIFAR-10 download (or the dataset's name) and the
-run folder the model's name.
+the data folders become the official CIFAR-10 download (or the dataset's name) and the
+run folder the model's name. `--chroma-gain` stores a decoding gain with ab-regression
+weights, the one chosen on the held-out photos (docs/results.md).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from colorcnn.training.checkpoint import build_model, load_checkpoint, save_checkpoint
@@ -23,19 +24,29 @@ def portable(info: dict, name: str) -> dict:
     data = dict(info["data"])
     data["data"] = None if data.get("dataset", "cifar10") == "cifar10" else data["dataset"]
     config = dict(info["train_config"])
-    config.update(data=data["data"], out=name, palette_file=None)
+    data["cifar_data"] = None
+    config.update(data=data["data"], cifar_data=None, out=name, palette_file=None)
     info.update(data=data, train_config=config, shipped_as=name)
     return info
 
 
 def main() -> None:
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    for pair in sys.argv[1:]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
+    parser.add_argument("--chroma-gain", type=float, default=None)
+    args = parser.parse_args()
+    for pair in args.runs:
         name, _, run = pair.partition("=")
         checkpoint = load_checkpoint(Path(run), prefer="best")
         model = build_model(checkpoint)
-        save_checkpoint(WEIGHTS_DIR / name, model, portable(checkpoint.info, name))
+        info = portable(checkpoint.info, name)
+        if args.chroma_gain is not None:
+            if info["formulation"]["name"] != "ab-regression":
+                parser.error(f"--chroma-gain applies to ab-regression runs, not {run}")
+            info["formulation"] = {**info["formulation"], "chroma_gain": args.chroma_gain}
+        save_checkpoint(WEIGHTS_DIR / name, model, info)
         size = (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size
         print(f"shipped {name}: {size / 1e3:.0f} kB from {run}")
 

@@ -1,8 +1,9 @@
 """colorcnn: colourize grayscale images with small convolutional networks, on a CPU."""
 
 from colorcnn.errors import ColorcnnError
+from colorcnn.inference.colorize import colorize
 from colorcnn.models import create_model, list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["ColorcnnError", "__version__", "create_model", "list_models"]
+__all__ = ["ColorcnnError", "__version__", "colorize", "create_model", "list_models"]

@@ -17,7 +17,7 @@ from typer.exceptions import TyperException
 from colorcnn.color.abbins import ANNEALED_T
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.colorize import DEFAULT_WORKING_SIZE
+from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE
 
 app = typer.Typer(
     name="colorcnn",
@@ -148,7 +148,7 @@ def train(
         ),
     ] = None,
     regression_loss: Annotated[
-        str, typer.Option("--regression-loss", help="ab-regression's loss: huber or l1.")
+        str, typer.Option("--regression-loss", help="ab-regression's loss: huber, l1 or mse.")
     ] = "huber",
     rebalance: Annotated[
         bool, typer.Option(help="ab-bins: weight rare colours up (lambda 0.5, sigma 5).")
@@ -162,6 +162,13 @@ def train(
         typer.Option("--picture-every", min=0, help="Epochs between prediction grids; 0 = none."),
     ] = 1,
     device: DeviceOption = "cpu",
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            help="Deterministic kernels, so a seed gives the same metrics; "
+            "--no-deterministic lets cuDNN pick its fastest (GPU runs)."
+        ),
+    ] = True,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -194,7 +201,8 @@ def train(
         batch_size=batch_size,
         lr=lr, seed=seed, kernel=kernel, num_filters=num_filters, num_colours=num_colours,
         out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
-        device=device, target=target, temperature=temperature, regression_loss=regression_loss,
+        device=device, deterministic=deterministic, target=target, temperature=temperature,
+        regression_loss=regression_loss,
         rebalance=rebalance, colour_width=colour_width, dataset=dataset, crop_size=crop_size,
         crops_per_photo=crops_per_photo, palette_file=str(palette) if palette else None,
         cifar_data=cifar_data, cifar_images=cifar_images,
@@ -287,14 +295,22 @@ def _print_scores(result: dict) -> None:
 @app.command()
 def colorize(
     inputs: Annotated[
-        list[str], typer.Argument(help="Image files, folders or glob patterns ('scans/*.tif').")
-    ],
+        list[str] | None,
+        typer.Argument(help="Image files, folders or glob patterns ('scans/*.tif')."),
+    ] = None,
     model: Annotated[
         Path,
         typer.Option(
-            "--model", "-m", help="A run folder, a .safetensors checkpoint or an exported .onnx."
+            "--model",
+            "-m",
+            help="A shipped name (colorcnn models), a run folder, a .safetensors checkpoint "
+            "or an exported .onnx.",
         ),
-    ],
+    ] = Path(DEFAULT_MODEL),
+    sample: Annotated[
+        bool,
+        typer.Option("--sample", help="Also colourize the sample photo bundled with colorcnn."),
+    ] = False,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the colourized images.")
     ] = Path("colorized"),
@@ -320,14 +336,22 @@ def colorize(
 
     Examples:
 
-        colorcnn colorize old_photo.jpg -m runs/photo -o colorized
+        colorcnn colorize --sample -o colorized
 
-        colorcnn colorize scans/ --recursive -m runs/photo --size 320
+        colorcnn colorize old_photo.jpg -o colorized
+
+        colorcnn colorize scans/ --recursive -m runs/photo --size 192
     """
     from tqdm.auto import tqdm
 
     from colorcnn.inference.batch import colorize_files, plan_jobs
-    from colorcnn.inference.colorize import Colorizer
+    from colorcnn.inference.colorize import Colorizer, sample_photos
+
+    inputs = list(inputs or [])
+    if sample:
+        inputs += [str(path) for path in sample_photos()]
+    if not inputs:
+        raise ColorcnnError("no input given; expected image files, folders or globs, or --sample")
 
     colorizer = Colorizer.load(model, backend, chroma_gain)
     colorizer.check_temperature(temperature)
@@ -370,11 +394,12 @@ def export_onnx_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
-    """Export to ONNX with a dynamic batch and image size (sides multiples of 4).
+    """Export to ONNX with a dynamic batch and image size (sides multiples of the network's
+    size multiple: 4 for the course nets, 32 for photo_unet).
 
     Example:
 
-        colorcnn export onnx runs/photo -o photo.onnx
+        colorcnn export onnx photo -o photo.onnx
     """
     from colorcnn.inference.onnx import export_onnx
 

@@ -17,25 +17,32 @@ from colorcnn.color.palette import check_palette
 from colorcnn.color.spaces import lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.images import LoadedImage, from_array, from_pil, read_image, to_pil
+from colorcnn.models import create_model
 
-DEFAULT_WORKING_SIZE = 256  # shorter side, in pixels, at which the network runs
+# Shorter side, in pixels, at which the network runs. 128 scored best on the held-out
+# photos for the shipped models (docs/results.md): the photo model learnt from 128 px crops.
+DEFAULT_WORKING_SIZE = 128
+DEFAULT_MODEL = "photo"  # the shipped weights colorize uses unless told otherwise
 # Very long strips would otherwise run the network on tens of thousands of columns.
 MAX_WORKING_SIDE = 2048
-# The networks pool twice, so their input sides must be multiples of 4.
+# The course nets pool twice, so their input sides must be multiples of 4; deeper nets
+# say their own (`ColourNet.size_multiple`).
 _SIDE_MULTIPLE = 4
 # Rows converted from Lab to RGB at a time: bounds memory for very large images.
 _STRIP_ROWS = 512
 
 
-def working_shape(height: int, width: int, shorter_side: int) -> tuple[int, int]:
+def working_shape(
+    height: int, width: int, shorter_side: int, multiple: int = _SIDE_MULTIPLE
+) -> tuple[int, int]:
     """(h, w) with the shorter side near `shorter_side` (the longer at most
-    MAX_WORKING_SIDE), the aspect ratio kept, and both sides multiples of 4."""
+    MAX_WORKING_SIDE), the aspect ratio kept, and both sides multiples of `multiple`."""
     if min(height, width) < 1:
         raise ColorcnnError(f"image is {width}x{height} px; expected at least 1x1")
     scale = min(shorter_side / min(height, width), MAX_WORKING_SIDE / max(height, width))
 
     def side(length: int) -> int:
-        return max(_SIDE_MULTIPLE, int(round(length * scale / _SIDE_MULTIPLE)) * _SIDE_MULTIPLE)
+        return max(multiple, int(round(length * scale / multiple)) * multiple)
 
     return side(height), side(width)
 
@@ -47,6 +54,7 @@ class Colorizer:
     model: torch.nn.Module
     formulation: Formulation
     name: str
+    size_multiple: int = _SIDE_MULTIPLE  # the network's input sides are multiples of this
 
     @classmethod
     def load(
@@ -75,7 +83,10 @@ class Colorizer:
         palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
         formulation = formulation_from_info(info, palette, chroma_gain=chroma_gain)
         runtime = "torch" if isinstance(model, torch.nn.Module) else "onnx"
-        return cls(model, formulation, f"{info['model']} ({formulation.name}, {runtime})")
+        with torch.device("meta"):  # the network's shape rules, without its weights
+            multiple = create_model(info["model"], **info["model_args"]).size_multiple
+        name = f"{info['model']} ({formulation.name}, {runtime})"
+        return cls(model, formulation, name, multiple)
 
     def check_temperature(self, temperature: float | None) -> None:
         self.formulation.check_temperature(temperature)
@@ -85,7 +96,7 @@ class Colorizer:
         self, image: LoadedImage, shorter_side: int, temperature: float | None
     ) -> torch.Tensor:
         """Chroma (1, 2, h, w) predicted at the working resolution."""
-        h, w = working_shape(image.height, image.width, shorter_side)
+        h, w = working_shape(image.height, image.width, shorter_side, self.size_multiple)
         small = image.to_uint8_pil().convert("RGB")
         small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
         small_rgb = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
@@ -149,9 +160,19 @@ class Colorizer:
 
 def colorize(
     image: str | Path | Image.Image | np.ndarray,
-    model: str | Path,
+    model: str | Path = DEFAULT_MODEL,
     size: int = DEFAULT_WORKING_SIZE,
     temperature: float | None = None,
 ) -> Image.Image:
-    """Colourize one image with a trained model (a run folder or a .safetensors checkpoint)."""
+    """Colourize one image: a path, a PIL image or an array (H, W) / (H, W, 3|4).
+
+    `model` is a shipped name (`colorcnn models`), a run folder or a .safetensors
+    checkpoint; the result is a PIL image of the input's size. To colourize many images,
+    load once with `Colorizer.load` and call its `colorize`.
+    """
     return Colorizer.load(model).colorize(image, size, temperature)
+
+
+def sample_photos() -> list[Path]:
+    """The grey sample photos bundled with the package (credits in weights/CREDITS.md)."""
+    return sorted((Path(__file__).resolve().parent.parent / "samples").glob("*.jpg"))
