@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/photos.py --photos DIR --models NAME_OR_RUN[,...] [--sizes 64,128,256]
+        [--chroma-gains 1.0,1.15,1.3]
 
 Each held-out photo (the split of `colorcnn.data.photos`, chosen by a hash of the file
 name, never trained on) is turned grey with exactly its own Lab lightness, colourized by
@@ -47,6 +48,32 @@ def score(predicted: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     }
 
 
+def save_examples(colorizer, greys, truths, size: int, target: Path, count: int = 4) -> None:
+    """Grey input, colourized and true colours of the first `count` held-out photos."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, count, figsize=(3 * count, 6.6), squeeze=False)
+    for column, (grey, truth) in enumerate(list(zip(greys, truths, strict=True))[:count]):
+        colourized = colorizer.colorize(grey[0].permute(1, 2, 0).numpy(), size)
+        pictures = (grey[0].permute(1, 2, 0).numpy(), colourized, truth[0].permute(1, 2, 0).numpy())
+        for row, (label, picture) in enumerate(
+            zip(("grey input", colorizer.name, "truth"), pictures, strict=True)
+        ):
+            axes[row][column].imshow(picture)
+            axes[row][column].set_xticks([])
+            axes[row][column].set_yticks([])
+            if column == 0:
+                axes[row][column].set_ylabel(label, fontsize=9)
+    fig.suptitle(f"Held-out photos, working size {size}", fontsize=11)
+    fig.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,7 +81,15 @@ def main() -> None:
     parser.add_argument("--photos", required=True)
     parser.add_argument("--models", required=True, help="shipped names or run folders, by commas")
     parser.add_argument("--sizes", default="64,128,256", help="working sizes (shorter side)")
+    parser.add_argument(
+        "--chroma-gains", default="", help="ab-regression models: gains to try besides their own"
+    )
     parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
+    parser.add_argument(
+        "--picture",
+        default=str(REPO_ROOT / "docs" / "images" / "photos_heldout.png"),
+        help="examples from the first model at the first size of --sizes ('' for none)",
+    )
     args = parser.parse_args()
 
     held_out = split_photos(list_photos(Path(args.photos))).validation
@@ -73,19 +108,33 @@ def main() -> None:
         return means
 
     results = [{"model": "grey input", "size": "-", **mean_scores(zip(greys, truths, strict=True))}]
+    extra_gains = [float(g) for g in args.chroma_gains.split(",") if g]
     for reference in args.models.split(","):
-        colorizer = Colorizer.load(reference)
-        for size in (int(s) for s in args.sizes.split(",")):
-            started = time.perf_counter()
-            outputs = []
-            for grey in greys:
-                image = grey[0].permute(1, 2, 0).numpy()
-                outputs.append(as_tensor(colorizer.colorize(image, size)))
-            seconds = (time.perf_counter() - started) / len(greys)
-            row = {"model": reference, "size": size, "seconds_per_photo": seconds}
-            row.update(mean_scores(zip(outputs, truths, strict=True)))
-            results.append(row)
-            print(json.dumps(row), flush=True)
+        own = Colorizer.load(reference)
+        variants = [(reference, own)]
+        if own.formulation.name == "ab-regression":
+            for gain in extra_gains:
+                if gain != own.formulation.chroma_gain:
+                    variants.append(
+                        (f"{reference}, gain {gain:g}", Colorizer.load(reference, chroma_gain=gain))
+                    )
+        for label, colorizer in variants:
+            for size in (int(s) for s in args.sizes.split(",")):
+                started = time.perf_counter()
+                outputs = []
+                for grey in greys:
+                    image = grey[0].permute(1, 2, 0).numpy()
+                    outputs.append(as_tensor(colorizer.colorize(image, size)))
+                seconds = (time.perf_counter() - started) / len(greys)
+                row = {"model": label, "size": size, "seconds_per_photo": seconds}
+                row.update(mean_scores(zip(outputs, truths, strict=True)))
+                results.append(row)
+                print(json.dumps(row), flush=True)
+
+    if args.picture:
+        first_size = int(args.sizes.split(",")[0])
+        first = Colorizer.load(args.models.split(",")[0])
+        save_examples(first, greys, truths, first_size, Path(args.picture))
 
     grey_psnr = results[0]["psnr"]
     lines = [
@@ -94,10 +143,12 @@ def main() -> None:
         f"Machine: {describe_machine()}.",
         "",
         f"Command: `python benchmarks/photos.py --photos path/to/photos --models {args.models} "
-        f"--sizes {args.sizes}`",
+        f"--sizes {args.sizes}"
+        + (f" --chroma-gains {args.chroma_gains}`" if args.chroma_gains else "`"),
         "",
-        f"{len(held_out)} held-out photos (shorter side 256 px), made grey with exactly their "
-        "own Lab lightness, colourized at the working size and scored at full size.",
+        f"{len(held_out)} held-out photos (shorter side 256 px, or their original size when "
+        "smaller), made grey with exactly their own Lab lightness, colourized at the working "
+        "size and scored at full size. Rows without a gain use the model's own.",
         "",
         "| model | working size | PSNR dB | vs grey | SSIM | colourfulness | share of truth "
         "| s / photo |",

@@ -11,6 +11,7 @@ from skimage.color import rgb2lab
 
 from colorcnn.color.spaces import (
     course_grey,
+    grey_lightness,
     join_lightness_and_ab,
     lab_lightness,
     lab_to_rgb,
@@ -234,3 +235,15 @@ def test_lab_to_rgb_gradcheck() -> None:
     rgb = 0.2 + 0.6 * torch.rand(1, 3, 2, 2, generator=generator, dtype=torch.float64)
     lab = rgb_to_lab(rgb).detach().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: lab_to_rgb(x, clip=False), (lab,), atol=1e-5)
+
+
+def test_grey_lightness_matches_the_lab_conversion() -> None:
+    levels = torch.arange(256, dtype=torch.float32).view(1, 1, 1, 256) / 255  # every 8-bit grey
+    exact = lab_lightness(levels.expand(1, 3, 1, 256))
+    assert torch.allclose(grey_lightness(levels), exact, atol=1e-4)
+    between = torch.rand(2, 1, 9, 7, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(
+        grey_lightness(between), lab_lightness(between.expand(2, 3, 9, 7)), atol=0.01
+    )
+    with pytest.raises(ValueError, match=r"\(\*, 1, H, W\)"):
+        grey_lightness(torch.rand(1, 3, 4, 4))

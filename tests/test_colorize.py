@@ -169,3 +169,11 @@ def test_bad_inputs_are_one_line(trained_runs, tmp_path: Path) -> None:
         read_image(tmp_path)
     with pytest.raises(ColorcnnError, match="expected a path, a PIL image or a NumPy array"):
         Colorizer.load(trained_runs["ab-bins"]).colorize(42)
+
+
+def test_grey_and_rgb_copies_of_a_grey_photo_colourize_alike(trained_runs) -> None:
+    # Grey inputs take their lightness from a table, RGB ones from a Lab conversion.
+    grey = _grey_photo()
+    from_grey = np.asarray(colorize(grey, trained_runs["ab-bins"], size=32), dtype=np.int16)
+    from_rgb = colorize(grey.convert("RGB"), trained_runs["ab-bins"], size=32)
+    assert np.abs(from_grey - np.asarray(from_rgb, dtype=np.int16)).max() <= 1

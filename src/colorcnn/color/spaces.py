@@ -47,6 +47,26 @@ def lab_lightness(rgb: torch.Tensor) -> torch.Tensor:
     return rgb_to_lab(rgb)[..., :1, :, :]
 
 
+# Grey levels tabulated for grey_lightness: 8- and 16-bit inputs land exactly on an entry.
+_GREY_LEVELS = 65535
+_grey_lightness_table: torch.Tensor | None = None
+
+
+def grey_lightness(grey: torch.Tensor) -> torch.Tensor:
+    """CIE L (*, 1, H, W) of grey pixels in [0, 1] (*, 1, H, W), as `lab_lightness` gives
+    for R = G = B, read from a table of kornia's values: for a 12-megapixel scan this is a
+    lookup instead of a full Lab conversion of three identical planes. Values between the
+    65536 levels are rounded to the nearest, which moves L by less than 0.01."""
+    global _grey_lightness_table
+    _check_image(grey, 1, "grey")
+    if _grey_lightness_table is None:
+        levels = torch.linspace(0.0, 1.0, _GREY_LEVELS + 1).view(1, 1, -1)
+        _grey_lightness_table = lab_lightness(levels.expand(3, 1, -1)).flatten()
+    index = (grey.clamp(0.0, 1.0) * _GREY_LEVELS).round_().long()
+    table = _grey_lightness_table.to(device=grey.device)
+    return table[index].to(grey.dtype)
+
+
 def join_lightness_and_ab(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """RGB from L (*, 1, H, W) and ab (*, 2, H, W): the output keeps exactly this lightness
     wherever the colour is in gamut."""

@@ -14,7 +14,7 @@ from PIL import Image
 
 from colorcnn.color.formulations import Formulation, course_rgb
 from colorcnn.color.palette import check_palette
-from colorcnn.color.spaces import lab_to_rgb, rgb_to_lab
+from colorcnn.color.spaces import grey_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.images import LoadedImage, from_array, from_pil, read_image, to_pil
 from colorcnn.models import create_model
@@ -132,8 +132,11 @@ class Colorizer:
             above = (below + 1).clamp(max=ab_small.shape[-2] - 1)
             weight = (source - below).view(1, 1, -1, 1)
             ab_band = ab_wide[:, :, below] * (1 - weight) + ab_wide[:, :, above] * weight
-            band = torch.from_numpy(np.ascontiguousarray(image.rgb_rows(rows)))
-            lightness = rgb_to_lab(band.permute(2, 0, 1)[None])[:, :1]
+            band = torch.from_numpy(np.ascontiguousarray(image.pixels[rows])).permute(2, 0, 1)
+            if band.shape[0] == 1:  # grey input: L from a table, not a full Lab conversion
+                lightness = grey_lightness(band[None])
+            else:
+                lightness = rgb_to_lab(band[None])[:, :1]
             rgb = lab_to_rgb(torch.cat((lightness, ab_band), dim=1))[0].permute(1, 2, 0)
             output[rows] = (rgb * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
         return to_pil(output, image.alpha)

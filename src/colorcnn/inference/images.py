@@ -45,7 +45,8 @@ class LoadedImage:
         return band if band.shape[2] == 3 else np.repeat(band, 3, axis=2)
 
     def to_uint8_pil(self) -> Image.Image:
-        pixels = np.clip(np.round(self.pixels * 255.0), 0, 255).astype(np.uint8)
+        # pixels lie in [0, 1], so adding 0.5 and truncating rounds without a clip.
+        pixels = (self.pixels * 255.0 + 0.5).astype(np.uint8)
         return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
 
 
