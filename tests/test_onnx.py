@@ -62,3 +62,18 @@ def test_onnx_backend_refuses_other_files(exported, tmp_path: Path) -> None:
     (tmp_path / "fake.onnx").write_bytes(b"not a model")
     with pytest.raises(ColorcnnError, match="not a readable ONNX model"):
         Colorizer.load(tmp_path / "fake.onnx")
+
+
+@pytest.mark.slow
+def test_the_shipped_photo_model_exports_with_sides_in_steps_of_32(tmp_path: Path) -> None:
+    from colorcnn.inference.onnx import OnnxModel
+
+    onnx_path = tmp_path / "photo.onnx"
+    assert main(["export", "onnx", "photo", "-o", str(onnx_path)]) == 0
+    torch_model = build_model(load_checkpoint("photo")).eval()
+    exported = OnnxModel(onnx_path)
+    for shape in [(1, 1, 64, 96), (2, 1, 160, 128)]:
+        inputs = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
+        with torch.inference_mode():
+            expected = torch_model(inputs)
+        assert (exported(inputs) - expected).abs().max().item() <= 1e-4
