@@ -458,6 +458,92 @@ def list_registered_models(
 
 
 @app.command()
+def summary(
+    model: Annotated[
+        str,
+        typer.Argument(help="A registered architecture, a shipped name, a run or a checkpoint."),
+    ],
+    image_size: Annotated[
+        int, typer.Option("--image-size", min=1, help="Side of the square input image.")
+    ] = 32,
+    kernel: Annotated[
+        int | None, typer.Option("--kernel", min=1, help="Architectures: kernel size.")
+    ] = None,
+    num_filters: Annotated[
+        int | None, typer.Option("--num-filters", min=1, help="Architectures: NF.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Per layer and in total: weights, biases, outputs, connections (multiply-adds per
+    image) and receptive field; and what changes when the image is twice as large.
+
+    Examples:
+
+        colorcnn summary unet
+
+        colorcnn summary cnn --kernel 5 --image-size 64 --json
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from colorcnn.analysis.summary import summarize
+    from colorcnn.models import create_model, list_models
+
+    if model in list_models():
+        overrides = {k: v for k, v in (("kernel", kernel), ("num_filters", num_filters)) if v}
+        network = create_model(model, **overrides)
+    else:
+        from colorcnn.training.checkpoint import build_model, load_checkpoint
+
+        if kernel or num_filters:
+            raise ColorcnnError("--kernel and --num-filters apply to architectures, not to weights")
+        network = build_model(load_checkpoint(model, prefer="best"))
+    result = summarize(network, model, image_size)
+    twice = summarize(network, model, 2 * image_size)
+    payload = result.to_dict()
+    payload["twice_as_large"] = {
+        "image_size": 2 * image_size,
+        "totals": twice.totals,
+        "activation_receptive_fields": twice.activation_fields,
+    }
+    if as_json:
+        typer.echo(json.dumps(payload))
+        return
+    console = Console()
+    table = Table(title=f"{model} on a {image_size}x{image_size} image")
+    for column in ("layer", "kind", "output", "weights", "biases", "outputs", "connections",
+                   "receptive field"):  # fmt: skip
+        table.add_column(
+            column, justify="left" if column in ("layer", "kind") else "right",
+            no_wrap=column == "layer",
+        )  # fmt: skip
+    for row in result.layers:
+        table.add_row(
+            row.name, row.kind, "x".join(map(str, row.output_shape)), f"{row.weights:,}",
+            f"{row.biases:,}", f"{row.outputs:,}", f"{row.connections:,}",
+            "-" if row.receptive_field is None else str(row.receptive_field),
+        )  # fmt: skip
+    totals = result.totals
+    table.add_row(
+        "total", "", "", f"{totals['weights']:,}", f"{totals['biases']:,}",
+        f"{totals['outputs']:,}", f"{totals['connections']:,}",
+        str(result.activation_fields["output"]), style="bold",
+    )  # fmt: skip
+    console.print(table)
+    fields = ", ".join(f"{key} {size}" for key, size in result.activation_fields.items())
+    console.print(f"Receptive field of each activation (pixels per side): {fields}")
+    big = twice.totals
+    console.print(
+        f"If the image were twice as large ({2 * image_size}x{2 * image_size}): the same "
+        f"{big['weights'] + big['biases']:,} weights and biases, {big['outputs']:,} outputs "
+        f"(x{big['outputs'] / totals['outputs']:.0f}), {big['connections']:,} connections "
+        f"(x{big['connections'] / totals['connections']:.0f}); the output's receptive field "
+        f"is {twice.activation_fields['output']} px (clipped by the image at "
+        f"{result.activation_fields['output']} px before)."
+    )
+
+
+@app.command()
 def download(cache_dir: CacheDirOption = None) -> None:
     """Download and verify CIFAR-10 (python version) into the cache ahead of training."""
     from colorcnn.data.cache import default_cache_dir

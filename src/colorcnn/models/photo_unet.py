@@ -52,6 +52,7 @@ class PhotoUNet(ColourNet):
             for level in reversed(range(depth))
         )
         self.finalconv = same_conv(widths[0], self.colour_width, kernel)
+        self.pool = nn.MaxPool2d(2)
 
     @property
     def size_multiple(self) -> int:
@@ -73,7 +74,7 @@ class PhotoUNet(ColourNet):
         features = F.pixel_unshuffle(x, self.UNSHUFFLE)
         for level, encoder in enumerate(self.encoders):
             if level > 0:
-                features = F.max_pool2d(features, 2)
+                features = self.pool(features)
             features = encoder(features)
             activations[f"out{len(activations) + 1}"] = features
             skips.append(features)

@@ -1,0 +1,1 @@
+"""Looking inside networks and runs: anatomy (summary), activation pictures, run comparison."""
