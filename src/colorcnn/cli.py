@@ -458,6 +458,124 @@ def list_registered_models(
 
 
 @app.command()
+def activations(
+    model: Annotated[
+        str, typer.Argument(help="A run folder, a .safetensors checkpoint or a shipped name.")
+    ],
+    index: Annotated[
+        int, typer.Option("--index", "-i", min=0, help="Which validation image to show.")
+    ] = 0,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="Show this image instead of a validation image."),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size",
+            min=1,
+            show_default="the training images' side",
+            help="With --image: the shorter side the image is resized to.",
+        ),
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Where the run's images now lie.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            show_default="RUN/activations/<image>",
+            help="Folder for overview.png and one layer_<name>.png per layer.",
+        ),
+    ] = None,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Picture what a trained network computes for one image: the input, the ground truth,
+    the output, and every channel of each intermediate activation, tiled per layer.
+
+    Examples:
+
+        colorcnn activations runs/unet --index 3
+
+        colorcnn activations photo --image old_photo.jpg -o activations
+    """
+    import numpy as np
+    import torch
+
+    from colorcnn.analysis.activations import save_activation_pictures
+    from colorcnn.color.formulations import course_rgb
+    from colorcnn.data.datasets import load_course_data
+    from colorcnn.evaluation.evaluate import formulation_from_info, palette_and_data_settings
+    from colorcnn.inference.colorize import working_shape
+    from colorcnn.inference.images import read_image
+    from colorcnn.training.checkpoint import build_model, load_checkpoint, resolve_checkpoint
+
+    tensor_path = resolve_checkpoint(model, "best")
+    checkpoint = load_checkpoint(tensor_path)
+    network = build_model(checkpoint).eval()
+    palette, settings = palette_and_data_settings(checkpoint.info, tensor_path, data)
+    formulation = formulation_from_info(checkpoint.info, palette)
+    if image is not None:
+        loaded = read_image(image)
+        side = size or (settings.crop_size if settings.dataset != "cifar10" else 32)
+        height, width = working_shape(loaded.height, loaded.width, side, network.size_multiple)
+        picture = loaded.to_uint8_pil().convert("RGB").resize((width, height))
+        unit = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)
+        rgb, truth_known, label = course_rgb(unit[None]), loaded.was_colour, image.stem
+    else:
+        test_rgb = load_course_data(settings, cache_dir).test_rgb
+        if index >= len(test_rgb):
+            raise ColorcnnError(
+                f"--index {index} is out of range; the validation set has {len(test_rgb)} images"
+            )
+        rgb, truth_known, label = test_rgb[index : index + 1], True, f"index_{index}"
+    if output is None:
+        run_root = Path(model) if Path(model).is_dir() else Path("activations")
+        output = (run_root / "activations" if Path(model).is_dir() else run_root) / label
+    title = f"{checkpoint.info['model']} ({formulation.name}), {label}"
+    written = save_activation_pictures(network, formulation, rgb, output, title, truth_known)
+    typer.echo(f"Wrote {written.overview} and {len(written.layers)} layer pictures in {output}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders made by colorcnn train.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path(
+        "comparison"
+    ),
+    epochs: Annotated[
+        str | None,
+        typer.Option(
+            "--epochs",
+            show_default="the first and the last",
+            help="Epochs whose prediction pictures go side by side, e.g. 0,24.",
+        ),
+    ] = None,
+) -> None:
+    """Compare runs: final and best metrics, overlaid loss / accuracy / PSNR curves, and
+    the prediction pictures side by side; writes report.md and report.html.
+
+    Example:
+
+        colorcnn compare runs/cnn runs/unet -o comparison --epochs 0,24
+    """
+    from colorcnn.analysis.compare import compare_runs
+
+    chosen = None
+    if epochs is not None:
+        try:
+            chosen = [int(part) for part in epochs.split(",") if part.strip()]
+        except ValueError:
+            raise ColorcnnError(
+                f"--epochs expects numbers separated by commas, got {epochs!r}"
+            ) from None
+    report = compare_runs(runs, output, chosen)
+    typer.echo(f"Wrote {report} (open it in a browser) and {report.with_suffix('.md')}")
+
+
+@app.command()
 def summary(
     model: Annotated[
         str,

@@ -188,6 +188,25 @@ def formulation_from_info(
     )
 
 
+def palette_and_data_settings(info: dict, source: Path, data: str | None = None):
+    """The palette and the data settings a checkpoint was trained with; `data` overrides
+    where the images are read from."""
+    from colorcnn.color.palette import check_palette
+    from colorcnn.data.datasets import DataSettings
+
+    try:
+        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
+        known = {field.name for field in dataclasses.fields(DataSettings)}
+        settings = DataSettings(**{k: v for k, v in info["data"].items() if k in known})
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ColorcnnError(
+            f"{source}: its description lacks valid palette or data settings ({error!r})"
+        ) from error
+    if data is not None:
+        settings = dataclasses.replace(settings, data=data)
+    return palette, settings
+
+
 def evaluate_checkpoint(
     checkpoint_path: str | Path,
     data: str | None = None,
@@ -205,8 +224,7 @@ def evaluate_checkpoint(
     The palette, formulation, category and shuffle seed come from the checkpoint, so the
     numbers are those of training; `data` overrides only where the images are read from.
     """
-    from colorcnn.color.palette import check_palette
-    from colorcnn.data.datasets import DataSettings, load_course_data
+    from colorcnn.data.datasets import load_course_data
     from colorcnn.training.checkpoint import build_model, load_checkpoint, resolve_checkpoint
     from colorcnn.training.loop import resolve_device
 
@@ -217,16 +235,7 @@ def evaluate_checkpoint(
     tensor_path = resolve_checkpoint(checkpoint_path, prefer)
     checkpoint = load_checkpoint(tensor_path)
     info = checkpoint.info
-    try:
-        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
-        known = {field.name for field in dataclasses.fields(DataSettings)}
-        settings = DataSettings(**{k: v for k, v in info["data"].items() if k in known})
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ColorcnnError(
-            f"{tensor_path}: its description lacks valid palette or data settings ({error!r})"
-        ) from error
-    if data is not None:
-        settings = dataclasses.replace(settings, data=data)
+    palette, settings = palette_and_data_settings(info, tensor_path, data)
     target_device = resolve_device(device)
     model = build_model(checkpoint).to(target_device)
     palette = palette.to(target_device)
