@@ -162,6 +162,15 @@ def train(
         typer.Option("--picture-every", min=0, help="Epochs between prediction grids; 0 = none."),
     ] = 1,
     device: DeviceOption = "cpu",
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="colorize, or superres: upscale colour images pooled by --scale (the course's "
+            "second task; --target superres-palette or superres-rgb).",
+        ),
+    ] = "colorize",
+    scale: Annotated[int, typer.Option("--scale", help="superres: 2 or 4 (the course's).")] = 4,
     deterministic: Annotated[
         bool,
         typer.Option(
@@ -202,6 +211,7 @@ def train(
         lr=lr, seed=seed, kernel=kernel, num_filters=num_filters, num_colours=num_colours,
         out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
         device=device, deterministic=deterministic, target=target, temperature=temperature,
+        task=task, scale=scale,
         regression_loss=regression_loss,
         rebalance=rebalance, colour_width=colour_width, dataset=dataset, crop_size=crop_size,
         crops_per_photo=crops_per_photo, palette_file=str(palette) if palette else None,
@@ -377,6 +387,72 @@ def colorize(
     typer.echo(
         f"Colourized {len(summary.done)} of {len(jobs) + len(missing)} image(s) with "
         f"{colorizer.name} in {summary.seconds:.1f} s into {output}"
+        + (f"; {failed} failed" if failed else "")
+        + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def upscale(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A run folder or checkpoint trained with --task superres --target superres-rgb.",
+        ),
+    ],
+    scale: Annotated[
+        int | None,
+        typer.Option("--scale", show_default="the model's", help="2 or 4; must be the model's."),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the upscaled images.")
+    ] = Path("upscaled"),
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Upscale images by 2 or 4: bicubic interpolation plus the detail a trained network
+    predicts, tile by tile, for images of any size.
+
+    Example:
+
+        colorcnn upscale small.png -m runs/superres-x4 --scale 4 -o upscaled
+    """
+    from tqdm.auto import tqdm
+
+    from colorcnn.inference.batch import plan_jobs, process_files
+    from colorcnn.superres.upscale import Upscaler
+
+    upscaler = Upscaler.load(model)
+    if scale is not None and scale != upscaler.scale:
+        raise ColorcnnError(
+            f"--scale {scale} does not fit {model}, which was trained to upscale by "
+            f"{upscaler.scale}"
+        )
+    jobs, missing = plan_jobs(inputs, output, recursive)
+    if not jobs and not missing:
+        raise ColorcnnError(f"no images found in {' '.join(inputs)}")
+
+    def report(line: str) -> None:
+        tqdm.write(line, file=sys.stderr)
+
+    for path, reason in missing:
+        report(f"failed {path}: {reason}")
+    summary = process_files(
+        jobs, upscaler.upscale_loaded, overwrite=overwrite, show_progress=progress,
+        report=report, desc="Upscaling",
+    )  # fmt: skip
+    failed = len(summary.failed) + len(missing)
+    typer.echo(
+        f"Upscaled {len(summary.done)} of {len(jobs) + len(missing)} image(s) x{upscaler.scale} "
+        f"with {upscaler.name} in {summary.seconds:.1f} s into {output}"
         + (f"; {failed} failed" if failed else "")
         + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
     )

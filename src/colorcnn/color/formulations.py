@@ -47,9 +47,15 @@ class Formulation(ABC):
     """A per-pixel target: network inputs, training targets, loss and reconstruction."""
 
     name: ClassVar[str]
+    task: ClassVar[str] = "colorize"  # or "superres" (colorcnn.superres)
 
     def __init__(self, palette: torch.Tensor):
         self.palette = palette  # (K, 3) course scale: scores every formulation alike
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the network input: grey for colourization."""
+        return 1
 
     @property
     @abstractmethod
@@ -291,6 +297,8 @@ class ABRegression(_LabFormulation):
 
 
 TARGETS = ("palette-rgb", "ab-bins", "ab-regression", "rgb-regression")
+# Super-resolution targets (colorcnn.superres.formulations), for --task superres.
+SUPERRES_TARGETS = ("superres-palette", "superres-rgb")
 
 
 # Photos default to ab-regression: on both protocols of benchmarks/quality.py it scored the
@@ -299,17 +307,22 @@ TARGETS = ("palette-rgb", "ab-bins", "ab-regression", "rgb-regression")
 PHOTO_TARGET = "ab-regression"
 
 
-def default_target(objective: str, dataset: str = "cifar10") -> str:
+def default_target(objective: str, dataset: str = "cifar10", task: str = "colorize") -> str:
     """The course's target on CIFAR-10 (RGB regression for RegressionCNN, else the
-    palette), and PHOTO_TARGET on photos."""
+    palette), and PHOTO_TARGET on photos; for super-resolution the course's classes, or the
+    residual for regression models."""
+    if task == "superres":
+        return "superres-rgb" if objective == "regression" else "superres-palette"
     if dataset != "cifar10":
         return PHOTO_TARGET
     return "rgb-regression" if objective == "regression" else "palette-rgb"
 
 
 def check_target(name: str) -> str:
-    if name not in TARGETS:
-        raise ColorcnnError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
+    if name not in TARGETS + SUPERRES_TARGETS:
+        raise ColorcnnError(
+            f"unknown target {name!r}; expected one of {', '.join(TARGETS + SUPERRES_TARGETS)}"
+        )
     return name
 
 
@@ -342,10 +355,16 @@ def build_formulation(
     regression_loss: str = "huber",
     rebalance: bool = True,
     chroma_gain: float | None = None,
+    scale: int | None = None,
 ) -> Formulation:
     """A formulation by name; ab-bins fits its colour prior on `train_rgb`, or reuses the
-    bins and weights a checkpoint `described`."""
+    bins and weights a checkpoint `described`; super-resolution takes its `scale`."""
     check_target(name)
+    if name in SUPERRES_TARGETS:
+        from colorcnn.superres.formulations import COURSE_SCALE, build_superres
+
+        described_scale = (described or {}).get("scale")
+        return build_superres(name, palette, scale or described_scale or COURSE_SCALE)
     if chroma_gain is not None and name != "ab-regression":
         raise ColorcnnError(f"a chroma gain applies to ab-regression models only, not {name}")
     if name == "palette-rgb":

@@ -38,6 +38,8 @@ class _Totals:
     colourfulness_truth: list[torch.Tensor] = field(default_factory=list)
     ab_errors: list[torch.Tensor] = field(default_factory=list)
     truth_ab: list[torch.Tensor] = field(default_factory=list)
+    baseline_psnr: list[torch.Tensor] = field(default_factory=list)
+    baseline_ssim: list[torch.Tensor] = field(default_factory=list)
 
     def add_pictures(
         self, predicted: torch.Tensor, truth: torch.Tensor, full: bool, raw: torch.Tensor | None
@@ -73,6 +75,10 @@ class _Totals:
             result["auc_rebalanced"] = metrics.error_curve_auc(errors, weights)
         if self.psnr_raw:
             result["psnr_raw"] = float(torch.cat(self.psnr_raw).mean())
+        if self.baseline_psnr:  # super-resolution: bicubic, or the course's bilinear
+            result["psnr_baseline"] = float(torch.cat(self.baseline_psnr).mean())
+        if self.baseline_ssim:
+            result["ssim_baseline"] = float(torch.cat(self.baseline_ssim).mean())
         return result
 
 
@@ -87,7 +93,8 @@ def evaluate(
     full: bool = False,
 ) -> dict[str, float]:
     """Loss (mean of per-batch losses, as the course averages it), the course's accuracy,
-    and PSNR and colourfulness of the reconstruction with the true lightness.
+    and PSNR and colourfulness of the reconstruction with the true lightness (for
+    super-resolution, of the prediction itself, beside its baseline's PSNR).
 
     `truth_rgb` is course-scale RGB (N, 3, H, W). With `full`, also SSIM, the AuC of the
     ab-error curve (plain and rebalanced) and, where the formulation predicts whole
@@ -114,6 +121,11 @@ def evaluate(
         if formulation.name in ("palette-rgb", "rgb-regression"):
             raw = formulation.predict_rgb(outputs, batch_inputs)
         totals.add_pictures(predicted, unit_rgb(batch_truth), full, raw)
+        if formulation.task == "superres":
+            baseline = formulation.baseline_rgb(batch_truth)
+            totals.baseline_psnr.append(metrics.psnr_per_image(baseline, unit_rgb(batch_truth)))
+            if full:
+                totals.baseline_ssim.append(metrics.ssim_per_image(baseline, unit_rgb(batch_truth)))
     model.train(was_training)
     return totals.summary()
 

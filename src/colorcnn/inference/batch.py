@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
 from tqdm.auto import tqdm
 
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.colorize import Colorizer
-from colorcnn.inference.images import read_image, save_image
+from colorcnn.inference.images import LoadedImage, read_image, save_image
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -111,11 +112,26 @@ def colorize_files(
 ) -> Summary:
     """Colourize every job; a file that fails is reported in one line and the rest go on."""
     colorizer.check_temperature(temperature)  # once, not once per file
+    return process_files(
+        jobs, lambda loaded: colorizer.colorize_loaded(loaded, size, temperature),
+        overwrite=overwrite, show_progress=show_progress, report=report, desc="Colourizing",
+    )  # fmt: skip
+
+
+def process_files(
+    jobs: list[Job],
+    transform: Callable[[LoadedImage], Image.Image],
+    *,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    report: Callable[[str], None] = tqdm.write,
+    desc: str = "Processing",
+) -> Summary:
+    """Read, transform and write every job; a file that fails is reported in one line and
+    the rest go on; nothing is overwritten without `overwrite`."""
     summary = Summary()
     started = time.perf_counter()
-    progress = tqdm(
-        jobs, desc="Colourizing", unit="image", disable=not show_progress or len(jobs) < 2
-    )
+    progress = tqdm(jobs, desc=desc, unit="image", disable=not show_progress or len(jobs) < 2)
     for job in progress:
         if job.target.exists() and not overwrite:
             summary.skipped.append(job.source)
@@ -123,7 +139,7 @@ def colorize_files(
             continue
         try:
             loaded = read_image(job.source)
-            result = colorizer.colorize_loaded(loaded, size, temperature)
+            result = transform(loaded)
             save_image(result, job.target)
         except ColorcnnError as error:
             summary.failed.append((job.source, str(error)))

@@ -82,6 +82,11 @@ class Colorizer:
             raise ColorcnnError(f"unknown backend {backend!r}; expected torch or onnx")
         palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
         formulation = formulation_from_info(info, palette, chroma_gain=chroma_gain)
+        if formulation.task != "colorize":
+            raise ColorcnnError(
+                f"{checkpoint} is a super-resolution model ({formulation.name}); "
+                "use colorcnn upscale with it"
+            )
         runtime = "torch" if isinstance(model, torch.nn.Module) else "onnx"
         with torch.device("meta"):  # the network's shape rules, without its weights
             multiple = create_model(info["model"], **info["model_args"]).size_multiple

@@ -6,12 +6,18 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from colorcnn.color.abbins import ANNEALED_T
-from colorcnn.color.formulations import REGRESSION_LOSSES, check_target, default_target
+from colorcnn.color.formulations import (
+    REGRESSION_LOSSES,
+    SUPERRES_TARGETS,
+    check_target,
+    default_target,
+)
 from colorcnn.color.palette import DEFAULT_NUM_COLOURS
 from colorcnn.data.datasets import DataSettings
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.errors import ColorcnnError
 
+TASKS = ("colorize", "superres")
 # Hundreds of ab bins as the width of the course's last layers would cost 30 times the rest
 # of the network; above this many outputs the last layers keep this width instead.
 WIDE_OUTPUT_COLOUR_WIDTH = 32
@@ -37,8 +43,10 @@ class TrainConfig:
     palette_file: str | None = None  # a fixed palette (.npy or JSON) instead of k-means
     colour_width: int | None = None  # width of the last layers; None: the output's, but at
     # most WIDE_OUTPUT_COLOUR_WIDTH when there are more outputs than that (ab-bins)
-    target: str | None = None  # palette-rgb, ab-bins, ab-regression, rgb-regression; None:
-    # the model's own (palette-rgb, or rgb-regression for regression_cnn)
+    target: str | None = None  # palette-rgb, ab-bins, ab-regression, rgb-regression,
+    # superres-palette, superres-rgb; None: the task's and the model's own
+    task: str = "colorize"  # or "superres": the same networks, upscaling colour images
+    scale: int = 4  # superres: the low-resolution image is the full one pooled by this
     temperature: float = ANNEALED_T  # annealed-mean temperature of ab-bins
     regression_loss: str = "huber"  # ab-regression's loss: huber, l1 or mse
     rebalance: bool = True  # ab-bins: weight rare colours up (lambda 0.5, sigma 5)
@@ -81,7 +89,20 @@ class TrainConfig:
                 f"regression-loss must be one of {', '.join(REGRESSION_LOSSES)}, "
                 f"got {self.regression_loss!r}"
             )
-        target = self.target or default_target("classification", self.dataset)
+        if self.task not in TASKS:
+            raise ColorcnnError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        target = self.target or default_target("classification", self.dataset, self.task)
+        if (target in SUPERRES_TARGETS) != (self.task == "superres"):
+            raise ColorcnnError(
+                f"--target {target} does not fit --task {self.task}; super-resolution "
+                f"targets are {', '.join(SUPERRES_TARGETS)}"
+            )
+        if self.task == "superres":
+            from colorcnn.superres.formulations import check_scale
+
+            check_scale(self.scale)
+        elif self.scale != 4:
+            raise ColorcnnError("--scale applies to --task superres only")
         if self.regression_loss != "huber" and target != "ab-regression":
             raise ColorcnnError(
                 f"--regression-loss applies to --target ab-regression only, not {target}"

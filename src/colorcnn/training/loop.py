@@ -149,7 +149,19 @@ def _save_picture(
         model.eval()
         outputs = model(inputs)
         rows = {"grey input": inputs.clamp(0, 1)}
-        if formulation.name == "palette-rgb":
+        if formulation.task == "superres":
+            rows = {f"input (1/{formulation.scale}\nresolution)": unit_rgb(inputs)}
+            if formulation.name == "superres-palette":
+                truth_indices = formulation.targets(truth_rgb)
+                rows["ground truth\n(palette)"] = unit_rgb(
+                    palette_image(truth_indices, formulation.palette)
+                )
+                rows["bilinear\nbaseline"] = formulation.baseline_rgb(truth_rgb)
+            else:
+                rows["ground truth"] = unit_rgb(truth_rgb)
+                rows["bicubic"] = formulation.baseline_rgb(truth_rgb)
+            rows["prediction"] = formulation.predict_rgb(outputs, inputs)
+        elif formulation.name == "palette-rgb":
             truth_indices = formulation.targets(truth_rgb)
             rows["ground truth\n(palette)"] = unit_rgb(
                 palette_image(truth_indices, formulation.palette)
@@ -245,7 +257,7 @@ def fit(
     palette = palette.to(device)
 
     objective = model_objective(config.model)
-    target = config.target or default_target(objective, config.dataset)
+    target = config.target or default_target(objective, config.dataset, config.task)
     formulation = build_formulation(
         target,
         palette,
@@ -254,6 +266,7 @@ def fit(
         temperature=config.temperature,
         regression_loss=config.regression_loss,
         rebalance=config.rebalance,
+        scale=config.scale if config.task == "superres" else None,
     )
     # Inputs and targets are computed once and stay resident: no per-batch colour maths.
     train_inputs = _in_chunks(formulation.inputs, data.train_rgb)
@@ -261,7 +274,7 @@ def fit(
     test_inputs = _in_chunks(formulation.inputs, data.test_rgb)
     test_targets = _in_chunks(formulation.training_targets, data.test_rgb)
 
-    model_args: dict = {"kernel": config.kernel, "in_channels": 1}
+    model_args: dict = {"kernel": config.kernel, "in_channels": formulation.in_channels}
     model_args["out_channels"] = formulation.out_channels
     colour_width = config.resolved_colour_width(formulation.out_channels)
     if colour_width is not None:
