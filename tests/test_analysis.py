@@ -66,3 +66,24 @@ def test_compare_writes_a_report_with_both_runs(tiny_runs, tmp_path) -> None:
 def test_compare_refuses_folders_that_are_not_runs(tmp_path, capsys) -> None:
     assert main(["compare", str(tmp_path), "-o", str(tmp_path / "out")]) == 1
     assert "is not a run folder; expected metrics.jsonl" in capsys.readouterr().err
+
+
+def test_sweep_trains_each_value_and_compares_them(tiny_cifar: Path, tmp_path, capsys) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "kernel", "3,4", "--model", "cnn", "--data", str(tiny_cifar),
+            "--category", "all", "--epochs", "1", "--batch-size", "10", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["kernel=3", "kernel=4", "report", "sweep.json"]
+    markdown = (out / "report" / "report.md").read_text()
+    assert "| kernel=3 | 3 |" in markdown and "| kernel=4 | 4 |" in markdown
+    # A second call keeps finished runs instead of training them again.
+    assert main(args) == 0
+    assert "kernel=3: already trained (1 epochs)" in capsys.readouterr().out
+
+
+def test_sweep_refuses_unknown_settings_and_bad_values(capsys) -> None:
+    assert main(["sweep", "momentum", "0.9"]) == 1
+    assert "cannot sweep 'momentum'" in capsys.readouterr().err
+    assert main(["sweep", "batch-size", "32,abc"]) == 1
+    assert "expects numbers separated by commas" in capsys.readouterr().err

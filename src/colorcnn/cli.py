@@ -533,6 +533,69 @@ def list_registered_models(
     console.print(shipped)
 
 
+def _epoch_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        epochs = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ColorcnnError(f"{option} expects numbers separated by commas, got {text!r}") from None
+    if not epochs or min(epochs) < 0:
+        raise ColorcnnError(f"{option} expects epoch numbers from 0, got {text!r}")
+    return epochs
+
+
+@app.command()
+def sweep(
+    setting: Annotated[str, typer.Argument(help="epochs, batch-size, lr, kernel or num-filters.")],
+    values: Annotated[str, typer.Argument(help="Values separated by commas, e.g. 32,64,128.")],
+    model: Annotated[str, typer.Option("--model", help="A registered model name.")] = "unet",
+    data: Annotated[
+        str | None, typer.Option("--data", help="CIFAR-10 folder; default: the download.")
+    ] = None,
+    category: Annotated[str, typer.Option("--category")] = "horse",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 25,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 100,
+    lr: Annotated[float, typer.Option("--lr")] = 0.001,
+    kernel: Annotated[int, typer.Option("--kernel", min=1)] = 3,
+    target: Annotated[str | None, typer.Option("--target")] = None,
+    task: Annotated[str, typer.Option("--task")] = "colorize",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: DeviceOption = "cpu",
+    out: Annotated[Path | None, typer.Option("--out", show_default="runs/sweep-SETTING")] = None,
+    epochs_shown: Annotated[
+        str | None,
+        typer.Option("--show-epochs", help="Epochs whose pictures the report puts side by side."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar during each epoch.")] = True,
+) -> None:
+    """Train one run per value of a setting, then compare them in one report: the course's
+    questions about epochs, batch size (32..512), learning rate and kernel size (3/4/5,
+    padded so the image keeps its size).
+
+    Examples:
+
+        colorcnn sweep batch-size 32,64,128,256,512 --data ./cifar10
+
+        colorcnn sweep kernel 3,4,5 --model cnn --epochs 10
+    """
+    from colorcnn.analysis.compare import compare_runs
+    from colorcnn.training import TrainConfig
+    from colorcnn.training.sweep import parse_values, run_sweep
+
+    name = setting.replace("-", "_")
+    parsed = parse_values(name, values)
+    folder = out or Path("runs") / f"sweep-{setting}"
+    base = TrainConfig(
+        model=model, data=data, category=category, epochs=epochs, batch_size=batch_size,
+        lr=lr, kernel=kernel, target=target, task=task, seed=seed, device=device,
+        out=str(folder),
+    )  # fmt: skip
+    runs = run_sweep(base, name, parsed, folder, log=typer.echo, show_progress=progress)
+    report = compare_runs(runs, folder / "report", _epoch_list(epochs_shown, "--show-epochs"))
+    typer.echo(f"Wrote {report} (open it in a browser)")
+
+
 @app.command()
 def activations(
     model: Annotated[
@@ -639,15 +702,7 @@ def compare(
     """
     from colorcnn.analysis.compare import compare_runs
 
-    chosen = None
-    if epochs is not None:
-        try:
-            chosen = [int(part) for part in epochs.split(",") if part.strip()]
-        except ValueError:
-            raise ColorcnnError(
-                f"--epochs expects numbers separated by commas, got {epochs!r}"
-            ) from None
-    report = compare_runs(runs, output, chosen)
+    report = compare_runs(runs, output, _epoch_list(epochs, "--epochs"))
     typer.echo(f"Wrote {report} (open it in a browser) and {report.with_suffix('.md')}")
 
 

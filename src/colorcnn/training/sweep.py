@@ -1,0 +1,70 @@
+"""One setting, several values: the course's hyper-parameter questions as one command,
+each value a run of its own, all of them side by side in a comparison report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.training.config import TrainConfig
+from colorcnn.training.loop import fit
+
+# The settings the course asks about, and how their values are read.
+SWEEPABLE: dict[str, Callable[[str], int | float]] = {
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "kernel": int,
+    "num_filters": int,
+}
+
+
+def parse_values(setting: str, text: str) -> list[int | float]:
+    if setting not in SWEEPABLE:
+        raise ColorcnnError(f"cannot sweep {setting!r}; expected one of {', '.join(SWEEPABLE)}")
+    try:
+        values = [SWEEPABLE[setting](part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ColorcnnError(
+            f"--values for {setting} expects numbers separated by commas, got {text!r}"
+        ) from None
+    if not values or len(set(values)) != len(values):
+        raise ColorcnnError(f"--values expects distinct numbers, got {text!r}")
+    return values
+
+
+def _finished_epochs(folder: Path) -> int:
+    metrics = folder / "metrics.jsonl"
+    if not metrics.is_file():
+        return 0
+    return len([line for line in metrics.read_text().splitlines() if line.strip()])
+
+
+def run_sweep(
+    base: TrainConfig,
+    setting: str,
+    values: list[int | float],
+    out: Path,
+    log: Callable[[str], None] = print,
+    show_progress: bool = True,
+) -> list[Path]:
+    """Train `base` once per value into out/<setting>=<value>; finished runs are kept,
+    interrupted ones resumed. Returns the run folders in the order of `values`."""
+    folders = []
+    for value in values:
+        folder = Path(out) / f"{setting}={value:g}"
+        config = dataclasses.replace(base, **{setting: value}, out=str(folder))
+        done = _finished_epochs(folder)
+        if done >= config.epochs:
+            log(f"{folder.name}: already trained ({done} epochs)")
+        else:
+            log(f"{folder.name}: training")
+            fit(config, resume=done > 0, show_progress=show_progress, log=log)
+        folders.append(folder)
+    (Path(out) / "sweep.json").write_text(
+        json.dumps({"setting": setting, "values": values, "base": base.to_dict()}, indent=2)
+    )
+    return folders
