@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -68,6 +69,10 @@ class RunPaths:
         return self.pictures / f"epoch_{epoch:03d}.png"
 
 
+class NonFiniteLoss(ColorcnnError):
+    """The loss became NaN or infinite; nothing of that step was applied or saved."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -111,9 +116,17 @@ def train_one_epoch(
             batch_inputs, batch_targets = inputs[indices], targets[indices]
         optimizer.zero_grad(set_to_none=True)
         loss = formulation.loss(model(batch_inputs), batch_targets)
+        value = loss.item()
+        if not math.isfinite(value):
+            # Stepping on it would poison every weight; the run stops with its last good
+            # checkpoint (saved at the end of the previous epoch) untouched.
+            raise NonFiniteLoss(
+                f"the training loss became {value} at batch {start // batch_size + 1}; "
+                "the run stops and keeps its last good checkpoint (try a lower --lr)"
+            )
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(value)
         if progress is not None:
             progress.update(len(batch_inputs))
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
@@ -342,10 +355,13 @@ def fit(
             leave=False,
             disable=not show_progress,
         ) as progress:
-            train_loss = train_one_epoch(
-                model, optimizer, train_inputs, train_targets, formulation,
-                config.batch_size, order, progress,
-            )  # fmt: skip
+            try:
+                train_loss = train_one_epoch(
+                    model, optimizer, train_inputs, train_targets, formulation,
+                    config.batch_size, order, progress,
+                )  # fmt: skip
+            except NonFiniteLoss as error:
+                raise NonFiniteLoss(f"epoch {epoch + 1}: {error}") from None
         train_seconds = time.perf_counter() - started
         scores = evaluate(
             model, test_inputs, test_targets, data.test_rgb, formulation, config.batch_size
