@@ -4,6 +4,7 @@ names; nothing overwritten unless asked; one line per failure and a summary."""
 from __future__ import annotations
 
 import glob
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,12 @@ def _is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir()
 
 
+def _real(path: Path) -> Path:
+    """The path with links followed as far as they go; a symlink loop stays as it is (it
+    is reported when it is read) instead of raising here."""
+    return Path(os.path.realpath(path))
+
+
 def plan_jobs(
     inputs: list[str], out_dir: Path, recursive: bool = False
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
@@ -56,10 +63,10 @@ def plan_jobs(
     their file name. The output folder itself is never read as input."""
     jobs: list[Job] = []
     missing: list[tuple[Path, str]] = []
-    out_resolved = out_dir.expanduser().resolve()
+    out_resolved = _real(out_dir.expanduser())
 
     def inside_output(path: Path) -> bool:
-        return path.resolve().is_relative_to(out_resolved)
+        return _real(path).is_relative_to(out_resolved)
 
     for item in inputs:
         path = Path(item).expanduser()
@@ -84,10 +91,10 @@ def plan_jobs(
             missing.append((path, f"{item} does not exist; expected a file, folder or glob"))
     unique: dict[Path, Job] = {}
     for job in jobs:  # the same file named twice is colourized once
-        unique.setdefault(job.source.resolve(), job)
+        unique.setdefault(_real(job.source), job)
     targets: dict[Path, Path] = {}
     for job in unique.values():
-        if job.target.resolve() == job.source.resolve():
+        if _real(job.target) == _real(job.source):
             raise ColorcnnError(
                 f"{job.source} would be overwritten by its own result; choose another -o"
             )

@@ -4,11 +4,11 @@ each value a run of its own, all of them side by side in a comparison report."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from colorcnn.errors import ColorcnnError
+from colorcnn.files import write_json
 from colorcnn.training.config import TrainConfig
 from colorcnn.training.loop import fit
 
@@ -64,7 +64,6 @@ def run_sweep(
             log(f"{folder.name}: training")
             fit(config, resume=done > 0, show_progress=show_progress, log=log)
         folders.append(folder)
-    (Path(out) / "sweep.json").write_text(
-        json.dumps({"setting": setting, "values": values, "base": base.to_dict()}, indent=2)
-    )
+    write_json(Path(out) / "sweep.json", {"setting": setting, "values": values,
+                                          "base": base.to_dict()})  # fmt: skip
     return folders
