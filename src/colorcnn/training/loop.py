@@ -29,6 +29,7 @@ from colorcnn.evaluation.evaluate import evaluate
 from colorcnn.files import atomic_open, write_json
 from colorcnn.models import create_model, model_entry, model_objective
 from colorcnn.training import checkpoint as ckpt
+from colorcnn.training import distributed
 from colorcnn.training.config import TrainConfig
 from colorcnn.training.pictures import save_loss_curves, save_prediction_grid
 
@@ -103,8 +104,12 @@ def train_one_epoch(
     batch_size: int,
     order: torch.Tensor | None = None,
     progress: tqdm | None = None,
+    group: distributed.Group | None = None,
 ) -> float:
-    """One pass over the training set; returns the mean of the per-batch losses."""
+    """One pass over the training set; returns the mean of the per-batch losses.
+
+    With a process `group`, each process trains on its share of every batch and the
+    gradients are summed, so that each step is the step on the whole batch."""
     model.train()
     losses: list[float] = []
     for start in range(0, len(inputs), batch_size):
@@ -115,8 +120,19 @@ def train_one_epoch(
             indices = order[start : start + batch_size]
             batch_inputs, batch_targets = inputs[indices], targets[indices]
         optimizer.zero_grad(set_to_none=True)
-        loss = formulation.loss(model(batch_inputs), batch_targets)
-        value = loss.item()
+        if group is None:
+            loss = formulation.loss(model(batch_inputs), batch_targets)
+            value = loss.item()
+        else:
+            whole = len(batch_inputs)
+            batch_inputs = distributed.share(batch_inputs, group)
+            batch_targets = distributed.share(batch_targets, group)
+            outputs = model(batch_inputs)  # every process runs it: batch norm shares sums
+            if len(batch_inputs):
+                loss = formulation.loss(outputs, batch_targets) * (len(batch_inputs) / whole)
+            else:
+                loss = outputs.sum() * 0.0
+            value = distributed.global_sum(loss.item(), inputs.device)
         if not math.isfinite(value):
             # Stepping on it would poison every weight; the run stops with its last good
             # checkpoint (saved at the end of the previous epoch) untouched.
@@ -125,6 +141,8 @@ def train_one_epoch(
                 "the run stops and keeps its last good checkpoint (try a lower --lr)"
             )
         loss.backward()
+        if group is not None:
+            distributed.sum_gradients(model)
         optimizer.step()
         losses.append(value)
         if progress is not None:
@@ -219,19 +237,41 @@ def fit(
     cache_dir: Path | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] = print,
+    finished: Callable[[torch.nn.Module], None] | None = None,
 ) -> list[dict]:
     """Train `config.model` as the course does; returns the per-epoch metrics.
 
     With `resume`, the run folder's `last` checkpoint restores the weights, optimizer, RNG,
     palette and history, and training continues at the next epoch up to `config.epochs`.
+    Started by torchrun with several processes, it trains data-parallel
+    (colorcnn.training.distributed); `finished` receives the trained network.
     """
+    group, device = distributed.start(resolve_device(config.device))
+    try:
+        return _fit(config, resume, cache_dir, show_progress, log, finished, group, device)
+    finally:
+        distributed.stop(group)
+
+
+def _fit(
+    config: TrainConfig,
+    resume: bool,
+    cache_dir: Path | None,
+    show_progress: bool,
+    log: Callable[[str], None],
+    finished: Callable[[torch.nn.Module], None] | None,
+    group: distributed.Group | None,
+    device: torch.device,
+) -> list[dict]:
+    main_process = group is None or group.is_main
+    if not main_process:  # one voice and one writer: rank 0
+        log, show_progress = (lambda _: None), False
     paths = RunPaths(Path(config.out))
     model_entry(config.model)  # fail on a bad name before minutes of data loading
     _check_image_side(config)
     if config.dataset == "cifar10":
         resolve_categories(config.category)
     set_determinism(config.deterministic)
-    device = resolve_device(config.device)
 
     if resume:
         check_run_folder(paths.root)
@@ -244,7 +284,7 @@ def fit(
         if config.data is not None:
             overrides["data"] = config.data
         config = TrainConfig.from_dict({**saved.to_dict(), **overrides})
-    else:
+    elif main_process:
         if paths.checkpoints.exists() and any(paths.checkpoints.iterdir()):
             raise ColorcnnError(
                 f"{paths.root} already holds a run; pass --resume to continue it or choose a "
@@ -296,6 +336,8 @@ def fit(
         model_args["num_filters"] = config.num_filters
     torch.manual_seed(config.seed)
     model = create_model(config.model, **model_args).to(device)
+    if group is not None:  # before the optimizer, which holds the parameters
+        distributed.share_batch_norm(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     history: list[dict] = []
@@ -320,7 +362,7 @@ def fit(
                 f"{paths.root}: the last checkpoint cannot be resumed ({first_line})"
             ) from error
         log(f"Resuming {paths.root} at epoch {start_epoch + 1} of {config.epochs}")
-    else:
+    elif main_process:
         write_json(paths.config, config.to_dict())
         write_json(paths.palette, {"scale": "rgb / 256", "colours": palette.cpu().tolist()})
 
@@ -329,7 +371,9 @@ def fit(
         f"Training {config.model} ({formulation.name}) on {len(data.train_rgb)} train / "
         f"{len(data.test_rgb)} val images of {what} "
         f"({sum(p.numel() for p in model.parameters()):,} weights, "
-        f"{device.type}, data ready in {data.load_seconds:.1f} s)"
+        f"{device.type}"
+        + (f" x {group.world_size} processes" if group is not None else "")
+        + f", data ready in {data.load_seconds:.1f} s)"
     )
     base_info = {
         "model": config.model,
@@ -358,7 +402,7 @@ def fit(
             try:
                 train_loss = train_one_epoch(
                     model, optimizer, train_inputs, train_targets, formulation,
-                    config.batch_size, order, progress,
+                    config.batch_size, order, progress, group,
                 )  # fmt: skip
             except NonFiniteLoss as error:
                 raise NonFiniteLoss(f"epoch {epoch + 1}: {error}") from None
@@ -380,6 +424,8 @@ def fit(
             f"PSNR {record['psnr']:.2f} dB | colourfulness {record['colourfulness']:.1f} "
             f"(truth {record['colourfulness_truth']:.1f}) | {record['seconds']:.1f} s"
         )
+        if not main_process:
+            continue
         _write_metrics(paths, history)
         if config.picture_every and (
             epoch % config.picture_every == 0 or epoch == config.epochs - 1
@@ -400,7 +446,9 @@ def fit(
             ckpt.save_checkpoint(paths.checkpoints / "best", model, info)
         ckpt.save_checkpoint(paths.checkpoints / "last", model, info, optimizer)
 
-    if history:
+    if finished is not None:
+        finished(model)
+    if history and main_process:
         save_loss_curves(history, paths.loss_curves, f"{config.model} ({formulation.name}), {what}")
         best = min(history, key=lambda r: r["val_loss"])
         log(
