@@ -1,0 +1,184 @@
+"""Training, evaluation and colourizing speed on this machine, against its matmul limit.
+
+Usage:
+    python benchmarks/speed.py [--steps 20] [--threads N]
+
+In one run, on the same machine: the fp32 matrix-multiply rate (GFLOP/s), then for the
+course UNet, the course CNN (32 px, batch 100, palette targets) and the shipped photo
+model's network (128 px crops, batch 64, ab-regression):
+
+- (a) a plain eager PyTorch training step (NCHW, Adam, no compilation), kept here as the
+  reference;
+- (b) colorcnn's own training step (`colorcnn.training.loop.train_one_epoch` over resident
+  tensors);
+
+each as images/s, the ratio b/a, the achieved GFLOP/s from `colorcnn summary`'s
+multiply-add count (x2 for FLOPs, x3 for forward and backward), and the share of the
+matmul rate. Then evaluation (`colorcnn.evaluation.evaluate`) in images/s and colourizing
+a 1-megapixel photo end to end. Results go into docs/results.md and
+benchmarks/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe_machine, replace_section  # noqa: E402
+
+from colorcnn.analysis.summary import summarize  # noqa: E402
+from colorcnn.color import fit_palette  # noqa: E402
+from colorcnn.color.formulations import build_formulation  # noqa: E402
+from colorcnn.evaluation.evaluate import evaluate  # noqa: E402
+from colorcnn.inference import Colorizer  # noqa: E402
+from colorcnn.models import create_model  # noqa: E402
+from colorcnn.training.loop import train_one_epoch  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CASES = (  # model, side, batch, target
+    ("unet", 32, 100, "palette-rgb"),
+    ("cnn", 32, 100, "palette-rgb"),
+    ("photo_unet", 128, 64, "ab-regression"),
+)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    torch.mm(a, b)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def reference_step_rate(model, inputs, targets, loss_fn, batch: int, steps: int) -> float:
+    """A plain training loop as anyone would write it."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step(index: int) -> None:
+        part = slice((index * batch) % len(inputs), (index * batch) % len(inputs) + batch)
+        optimizer.zero_grad()
+        loss_fn(model(inputs[part]), targets[part]).backward()
+        optimizer.step()
+
+    step(0)  # warm-up
+    started = time.perf_counter()
+    for index in range(steps):
+        step(index)
+    return steps * batch / (time.perf_counter() - started)
+
+
+def project_step_rate(model, inputs, targets, formulation, batch: int) -> float:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_one_epoch(model, optimizer, inputs[:batch], targets[:batch], formulation, batch)
+    started = time.perf_counter()
+    train_one_epoch(model, optimizer, inputs, targets, formulation, batch)
+    return len(inputs) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per case")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    limit = matmul_gflops()
+    print(f"matmul: {limit:.1f} GFLOP/s on {torch.get_num_threads()} threads", flush=True)
+    rows = []
+    for name, side, batch, target in CASES:
+        images = batch * args.steps
+        rgb = torch.rand(images, 3, side, side) * 255 / 256
+        palette = fit_palette(rgb[:50], num_colours=24, seed=0)
+        formulation = build_formulation(target, palette, train_rgb=rgb[:50])
+        inputs, targets = formulation.inputs(rgb), formulation.training_targets(rgb)
+        macs = summarize(create_model(name, out_channels=formulation.out_channels), name,
+                         side).totals["connections"]  # fmt: skip
+        train_flops = 2 * 3 * macs  # per image: forward and about twice that backward
+
+        def fresh(name=name, outputs=formulation.out_channels):
+            torch.manual_seed(0)
+            return create_model(name, out_channels=outputs)
+
+        reference = reference_step_rate(fresh(), inputs, targets, formulation.loss, batch,
+                                        args.steps)  # fmt: skip
+        project = project_step_rate(fresh(), inputs, targets, formulation, batch)
+        model = fresh().eval()
+        started = time.perf_counter()
+        evaluate(model, inputs, targets, rgb, formulation, batch)
+        evaluation = images / (time.perf_counter() - started)
+        row = {
+            "model": name, "side": side, "batch": batch, "target": target,
+            "mmacs_per_image": macs / 1e6,
+            "reference_images_per_s": reference, "project_images_per_s": project,
+            "ratio": project / reference,
+            "project_gflops": project * train_flops / 1e9,
+            "share_of_matmul": project * train_flops / 1e9 / limit,
+            "evaluation_images_per_s": evaluation,
+        }  # fmt: skip
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    colorizer = Colorizer.load("photo")
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = Path(tmp) / "photo.jpg"
+        pixels = np.random.RandomState(0).rand(48, 64) * 255
+        from PIL import Image
+
+        Image.fromarray(pixels.astype(np.uint8)).resize((1155, 866)).save(photo)
+        colorizer.colorize(photo)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            colorizer.colorize(photo).save(Path(tmp) / "out.jpg", quality=95)
+            times.append(time.perf_counter() - started)
+    colorize_seconds = statistics.median(times)
+
+    lines = [
+        "## Speed against the machine's limit",
+        "",
+        f"Machine: {describe_machine()}.",
+        "",
+        f"Command: `python benchmarks/speed.py --steps {args.steps}`",
+        "",
+        f"fp32 matrix multiply (2048^3) in the same run: **{limit:.0f} GFLOP/s**. Training "
+        "FLOPs per image: 6 x the multiply-adds that `colorcnn summary` counts.",
+        "",
+        "| model | input | batch | M multiply-adds / image | (a) plain eager step img/s "
+        "| (b) colorcnn step img/s | b / a | GFLOP/s | share of matmul | evaluation img/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['side']} px | {row['batch']} | "
+            f"{row['mmacs_per_image']:.1f} | {row['reference_images_per_s']:.0f} | "
+            f"{row['project_images_per_s']:.0f} | {row['ratio']:.2f} | "
+            f"{row['project_gflops']:.1f} | {100 * row['share_of_matmul']:.0f}% | "
+            f"{row['evaluation_images_per_s']:.0f} |"
+        )
+    lines += ["", f"Colourizing a 1-megapixel JPEG with `photo` (read, colourize, write): "
+              f"{colorize_seconds:.3f} s (median of 5)."]  # fmt: skip
+    replace_section(Path(args.results), "speed", "\n".join(lines))
+    out = REPO_ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    payload = {"machine": describe_machine(), "matmul_gflops": limit, "rows": rows,
+               "colorize_1mp_seconds": colorize_seconds}  # fmt: skip
+    (out / "speed.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
