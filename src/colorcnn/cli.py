@@ -171,6 +171,9 @@ def train(
         ),
     ] = "colorize",
     scale: Annotated[int, typer.Option("--scale", help="superres: 2 or 4 (the course's).")] = 4,
+    channels_last: Annotated[
+        bool, typer.Option(help="Channels-last (NHWC) memory: faster convolutions.")
+    ] = True,
     deterministic: Annotated[
         bool,
         typer.Option(
@@ -210,7 +213,8 @@ def train(
         batch_size=batch_size,
         lr=lr, seed=seed, kernel=kernel, num_filters=num_filters, num_colours=num_colours,
         out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
-        device=device, deterministic=deterministic, target=target, temperature=temperature,
+        device=device, deterministic=deterministic, channels_last=channels_last,
+        target=target, temperature=temperature,
         task=task, scale=scale,
         regression_loss=regression_loss,
         rebalance=rebalance, colour_width=colour_width, dataset=dataset, crop_size=crop_size,

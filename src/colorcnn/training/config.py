@@ -55,6 +55,7 @@ class TrainConfig:
     picture_every: int = 1  # epochs between prediction grids; 0 turns them off
     device: str = "cpu"  # "cpu", "cuda", or "auto"
     deterministic: bool = True  # deterministic kernels, so a seed gives the same metrics
+    channels_last: bool = True  # NHWC activations: faster convolutions (benchmarks/speed.py)
 
     def __post_init__(self) -> None:
         if self.data is not None:  # runs can be resumed and evaluated from anywhere

@@ -151,6 +151,15 @@ def train_one_epoch(
     return sum(losses) / len(losses)
 
 
+def fast_layout(value):
+    """Channels-last (NHWC) memory for a network or a 4-D batch: oneDNN's and cuDNN's
+    convolutions run faster on it (about 15% for the course UNet on 2 CPU cores, from
+    benchmarks/speed.py); the values are the same."""
+    if isinstance(value, torch.nn.Module):
+        return value.to(memory_format=torch.channels_last)
+    return value.contiguous(memory_format=torch.channels_last) if value.ndim == 4 else value
+
+
 def _in_chunks(convert: Callable[[torch.Tensor], torch.Tensor], rgb: torch.Tensor) -> torch.Tensor:
     """`convert` over a whole set a chunk at a time, so that its temporaries stay small."""
     step = images_per_chunk(rgb)
@@ -326,6 +335,8 @@ def _fit(
     train_targets = _in_chunks(formulation.training_targets, data.train_rgb)
     test_inputs = _in_chunks(formulation.inputs, data.test_rgb)
     test_targets = _in_chunks(formulation.training_targets, data.test_rgb)
+    if config.channels_last:
+        train_inputs, test_inputs = fast_layout(train_inputs), fast_layout(test_inputs)
 
     model_args: dict = {"kernel": config.kernel, "in_channels": formulation.in_channels}
     model_args["out_channels"] = formulation.out_channels
@@ -336,6 +347,8 @@ def _fit(
         model_args["num_filters"] = config.num_filters
     torch.manual_seed(config.seed)
     model = create_model(config.model, **model_args).to(device)
+    if config.channels_last:
+        model = fast_layout(model)
     if group is not None:  # before the optimizer, which holds the parameters
         distributed.share_batch_norm(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
