@@ -190,16 +190,16 @@ def _save_picture(
         outputs = model(inputs)
         rows = {"grey input": inputs.clamp(0, 1)}
         if formulation.task == "superres":
-            rows = {f"input (1/{formulation.scale}\nresolution)": unit_rgb(inputs)}
             if formulation.name == "superres-palette":
+                rows = {f"input (1/{formulation.scale}\nresolution)": unit_rgb(inputs)}
                 truth_indices = formulation.targets(truth_rgb)
                 rows["ground truth\n(palette)"] = unit_rgb(
                     palette_image(truth_indices, formulation.palette)
                 )
                 rows["bilinear\nbaseline"] = formulation.baseline_rgb(truth_rgb)
-            else:
+            else:  # the input is the bicubic baseline itself
+                rows = {f"input: bicubic\nfrom 1/{formulation.scale}": unit_rgb(inputs)}
                 rows["ground truth"] = unit_rgb(truth_rgb)
-                rows["bicubic"] = formulation.baseline_rgb(truth_rgb)
             rows["prediction"] = formulation.predict_rgb(outputs, inputs)
         elif formulation.name == "palette-rgb":
             truth_indices = formulation.targets(truth_rgb)
