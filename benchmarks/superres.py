@@ -100,7 +100,7 @@ def main() -> None:
         f"Machine: {describe_machine()}.",
         "",
         "Command: `python benchmarks/superres.py --data path/to/cifar10"
-        + (" --photos path/to/photos" if args.photos else "")
+        + (f" --photos path/to/photos --photo-epochs {args.photo_epochs}" if args.photos else "")
         + f" --course-epochs {args.course_epochs} --real-epochs {args.real_epochs}`",
         "",
         "Scores of the best checkpoint (lowest validation loss) on the test split: CIFAR-10 "
