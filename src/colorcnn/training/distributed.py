@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_functional
 from torch import nn
 
 from colorcnn.errors import ColorcnnError
@@ -70,6 +69,23 @@ def global_sum(value: float, device: torch.device) -> float:
     return float(tensor.item())
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """Sum a tensor over every process; the gradient of each input is the sum of the
+    gradients that all processes send back, since each one used the total."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+
 class DistributedBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the global batch of every process.
 
@@ -84,12 +100,12 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         dims = (0, 2, 3)
         count = torch.tensor([x.shape[0] * x.shape[2] * x.shape[3]], dtype=x.dtype, device=x.device)
-        stats = torch.cat((x.sum(dim=dims), (x * x).sum(dim=dims), count))
-        stats = dist_functional.all_reduce(stats, op=dist.ReduceOp.SUM)
-        channels = x.shape[1]
-        total, squares, n = stats[:channels], stats[channels : 2 * channels], stats[-1]
-        mean = total / n
-        variance = squares / n - mean * mean
+        # Two passes (mean, then squared deviations), as one process computes them: the
+        # shortcut E[x^2] - mean^2 loses digits when the mean is large.
+        sums = _SumOverProcesses.apply(torch.cat((x.sum(dim=dims), count)))
+        mean, n = sums[:-1] / sums[-1], sums[-1]
+        deviations = ((x - mean[None, :, None, None]) ** 2).sum(dim=dims)
+        variance = _SumOverProcesses.apply(deviations) / n
         with torch.no_grad():
             self.num_batches_tracked += 1
             unbiased = variance * n / (n - 1).clamp(min=1)
