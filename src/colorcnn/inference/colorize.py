@@ -16,7 +16,7 @@ from colorcnn.color.formulations import Formulation, course_rgb
 from colorcnn.color.palette import check_palette
 from colorcnn.color.spaces import grey_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.images import LoadedImage, from_array, from_pil, read_image, to_pil
+from colorcnn.inference.images import LoadedImage, load_any, to_pil
 from colorcnn.models import create_model
 
 # Shorter side, in pixels, at which the network runs. 128 scored best on the held-out
@@ -153,17 +153,7 @@ class Colorizer:
         temperature: float | None = None,
     ) -> Image.Image:
         """Colourize a path, a PIL image or an array; returns a PIL image of the same size."""
-        if isinstance(image, (str, Path)):
-            loaded = read_image(image)
-        elif isinstance(image, Image.Image):
-            loaded = from_pil(image)
-        elif isinstance(image, np.ndarray):
-            loaded = from_array(image)
-        else:
-            raise ColorcnnError(
-                f"expected a path, a PIL image or a NumPy array, got {type(image).__name__}"
-            )
-        return self.colorize_loaded(loaded, shorter_side, temperature)
+        return self.colorize_loaded(load_any(image), shorter_side, temperature)
 
 
 def colorize(

@@ -129,6 +129,19 @@ def from_array(array: np.ndarray) -> LoadedImage:
     return LoadedImage(scaled, alpha, _has_colour(scaled), "array")
 
 
+def load_any(image: str | Path | Image.Image | np.ndarray) -> LoadedImage:
+    """A path, a PIL image or an array, read by `read_image`, `from_pil` or `from_array`."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return from_pil(image)
+    if isinstance(image, np.ndarray):
+        return from_array(image)
+    raise ColorcnnError(
+        f"expected a path, a PIL image or a NumPy array, got {type(image).__name__}"
+    )
+
+
 def to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     """8-bit RGB (H, W, 3) and an optional alpha (H, W) -> a PIL image. Outputs are 8-bit
     whatever the input's depth."""

@@ -13,7 +13,7 @@ from PIL import Image
 
 from colorcnn.color.formulations import course_rgb
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.images import LoadedImage, from_array, from_pil, read_image, to_pil
+from colorcnn.inference.images import LoadedImage, load_any, to_pil
 from colorcnn.superres.formulations import SuperResResidual, bicubic_up
 
 # Output tiles (pixels per side) and the context read around them: wider than the course
@@ -76,14 +76,4 @@ class Upscaler:
 
     def upscale(self, image: str | Path | Image.Image | np.ndarray) -> Image.Image:
         """Upscale a path, a PIL image or an array by the model's scale; returns PIL."""
-        if isinstance(image, (str, Path)):
-            loaded = read_image(image)
-        elif isinstance(image, Image.Image):
-            loaded = from_pil(image)
-        elif isinstance(image, np.ndarray):
-            loaded = from_array(image)
-        else:
-            raise ColorcnnError(
-                f"expected a path, a PIL image or a NumPy array, got {type(image).__name__}"
-            )
-        return self.upscale_loaded(loaded)
+        return self.upscale_loaded(load_any(image))
