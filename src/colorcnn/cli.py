@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.exceptions import TyperException
@@ -18,6 +19,11 @@ from colorcnn.color.abbins import ANNEALED_T
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from colorcnn.inference.images import LoadedImage
 
 app = typer.Typer(
     name="colorcnn",
@@ -356,9 +362,6 @@ def colorize(
 
         colorcnn colorize scans/ --recursive -m runs/photo --size 192
     """
-    from tqdm.auto import tqdm
-
-    from colorcnn.inference.batch import colorize_files, plan_jobs
     from colorcnn.inference.colorize import Colorizer, sample_photos
 
     inputs = list(inputs or [])
@@ -369,6 +372,33 @@ def colorize(
 
     colorizer = Colorizer.load(model, backend, chroma_gain)
     colorizer.check_temperature(temperature)
+    _process_inputs(
+        inputs, output, recursive,
+        lambda loaded: colorizer.colorize_loaded(loaded, size, temperature),
+        overwrite=overwrite, progress=progress, doing="Colourizing", verb="Colourized",
+        how=f"with {colorizer.name}", note_colour=True,
+    )  # fmt: skip
+
+
+def _process_inputs(
+    inputs: list[str],
+    output: Path,
+    recursive: bool,
+    transform: Callable[[LoadedImage], Image.Image],
+    *,
+    overwrite: bool,
+    progress: bool,
+    doing: str,
+    verb: str,
+    how: str,
+    note_colour: bool = False,
+) -> None:
+    """Expand the inputs, transform and write each file (one line per failure, the rest go
+    on), then print one summary line; exit with 1 if any input failed."""
+    from tqdm.auto import tqdm
+
+    from colorcnn.inference.batch import plan_jobs, process_files
+
     jobs, missing = plan_jobs(inputs, output, recursive)
     if not jobs and not missing:
         raise ColorcnnError(f"no images found in {' '.join(inputs)}")
@@ -378,19 +408,19 @@ def colorize(
 
     for path, reason in missing:
         report(f"failed {path}: {reason}")
-    summary = colorize_files(
-        colorizer, jobs, size=size, temperature=temperature, overwrite=overwrite,
-        show_progress=progress, report=report,
+    summary = process_files(
+        jobs, transform, overwrite=overwrite, show_progress=progress, report=report,
+        desc=doing,
     )  # fmt: skip
-    if summary.had_colour:
+    if note_colour and summary.had_colour:
         typer.echo(
             f"note: {summary.had_colour} input(s) had colour; they were converted to grey first",
             err=True,
         )
     failed = len(summary.failed) + len(missing)
     typer.echo(
-        f"Colourized {len(summary.done)} of {len(jobs) + len(missing)} image(s) with "
-        f"{colorizer.name} in {summary.seconds:.1f} s into {output}"
+        f"{verb} {len(summary.done)} of {len(jobs) + len(missing)} image(s) {how} in "
+        f"{summary.seconds:.1f} s into {output}"
         + (f"; {failed} failed" if failed else "")
         + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
     )
@@ -429,9 +459,6 @@ def upscale(
 
         colorcnn upscale small.png -m runs/superres-x4 --scale 4 -o upscaled
     """
-    from tqdm.auto import tqdm
-
-    from colorcnn.inference.batch import plan_jobs, process_files
     from colorcnn.superres.upscale import Upscaler
 
     upscaler = Upscaler.load(model)
@@ -440,28 +467,11 @@ def upscale(
             f"--scale {scale} does not fit {model}, which was trained to upscale by "
             f"{upscaler.scale}"
         )
-    jobs, missing = plan_jobs(inputs, output, recursive)
-    if not jobs and not missing:
-        raise ColorcnnError(f"no images found in {' '.join(inputs)}")
-
-    def report(line: str) -> None:
-        tqdm.write(line, file=sys.stderr)
-
-    for path, reason in missing:
-        report(f"failed {path}: {reason}")
-    summary = process_files(
-        jobs, upscaler.upscale_loaded, overwrite=overwrite, show_progress=progress,
-        report=report, desc="Upscaling",
+    _process_inputs(
+        inputs, output, recursive, upscaler.upscale_loaded, overwrite=overwrite,
+        progress=progress, doing="Upscaling", verb="Upscaled",
+        how=f"x{upscaler.scale} with {upscaler.name}",
     )  # fmt: skip
-    failed = len(summary.failed) + len(missing)
-    typer.echo(
-        f"Upscaled {len(summary.done)} of {len(jobs) + len(missing)} image(s) x{upscaler.scale} "
-        f"with {upscaler.name} in {summary.seconds:.1f} s into {output}"
-        + (f"; {failed} failed" if failed else "")
-        + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
-    )
-    if failed:
-        raise typer.Exit(1)
 
 
 export_app = typer.Typer(help="Export a trained model to other runtimes.", no_args_is_help=True)

@@ -1,5 +1,6 @@
-"""Colourizing many files: inputs from files, folders and globs; outputs that keep their
-names; nothing overwritten unless asked; one line per failure and a summary."""
+"""Processing many files (colourizing, upscaling): inputs from files, folders and globs;
+outputs that keep their names; nothing overwritten unless asked; one line per failure and
+a summary."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.colorize import Colorizer
 from colorcnn.inference.images import LoadedImage, read_image, save_image
 
 IMAGE_SUFFIXES = frozenset(
@@ -105,24 +105,6 @@ def plan_jobs(
             )
         targets[job.target] = job.source
     return list(unique.values()), missing
-
-
-def colorize_files(
-    colorizer: Colorizer,
-    jobs: list[Job],
-    *,
-    size: int,
-    temperature: float | None = None,
-    overwrite: bool = False,
-    show_progress: bool = True,
-    report: Callable[[str], None] = tqdm.write,
-) -> Summary:
-    """Colourize every job; a file that fails is reported in one line and the rest go on."""
-    colorizer.check_temperature(temperature)  # once, not once per file
-    return process_files(
-        jobs, lambda loaded: colorizer.colorize_loaded(loaded, size, temperature),
-        overwrite=overwrite, show_progress=show_progress, report=report, desc="Colourizing",
-    )  # fmt: skip
 
 
 def process_files(
