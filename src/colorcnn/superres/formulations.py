@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from colorcnn.color.formulations import Formulation, PaletteClassification, course_rgb, unit_rgb
+from colorcnn.color.formulations import Formulation, PaletteClassification, unit_rgb
 from colorcnn.color.palette import nearest_colour, palette_image
 from colorcnn.errors import ColorcnnError
 
@@ -47,10 +47,9 @@ def bicubic_up(low: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(low, scale_factor=scale, mode="bicubic", align_corners=False)
 
 
-class SuperResPalette(PaletteClassification):
-    """The course's super-resolution: nearest-upsampled low resolution in, classes out."""
+class _SuperResolution:
+    """What both protocols share: a colour input, a scale, and the scale in checkpoints."""
 
-    name = "superres-palette"
     task = "superres"
 
     def __init__(self, palette: torch.Tensor, scale: int = COURSE_SCALE):
@@ -60,6 +59,15 @@ class SuperResPalette(PaletteClassification):
     @property
     def in_channels(self) -> int:
         return 3
+
+    def describe(self) -> dict:
+        return {"name": self.name, "scale": self.scale}
+
+
+class SuperResPalette(_SuperResolution, PaletteClassification):
+    """The course's super-resolution: nearest-upsampled low resolution in, classes out."""
+
+    name = "superres-palette"
 
     def inputs(self, rgb: torch.Tensor) -> torch.Tensor:
         return F.interpolate(pooled(rgb, self.scale), scale_factor=self.scale, mode="nearest")
@@ -75,23 +83,11 @@ class SuperResPalette(PaletteClassification):
             F.interpolate(low, scale_factor=self.scale, mode="bilinear", align_corners=False)
         )
 
-    def describe(self) -> dict:
-        return {"name": self.name, "scale": self.scale}
 
-
-class SuperResResidual(Formulation):
+class SuperResResidual(_SuperResolution, Formulation):
     """Bicubic upsampling in, the missing detail (truth minus bicubic) out, MSE."""
 
     name = "superres-rgb"
-    task = "superres"
-
-    def __init__(self, palette: torch.Tensor, scale: int = COURSE_SCALE):
-        super().__init__(palette)
-        self.scale = check_scale(scale)
-
-    @property
-    def in_channels(self) -> int:
-        return 3
 
     @property
     def out_channels(self) -> int:
@@ -109,14 +105,8 @@ class SuperResResidual(Formulation):
     def predict_rgb(self, outputs, inputs, lightness=None):
         return unit_rgb((inputs + outputs).float())
 
-    def colour_indices(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        return nearest_colour(course_rgb(self.predict_rgb(outputs, inputs)), self.palette)[:, 0]
-
     def baseline_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         return unit_rgb(self.inputs(rgb))
-
-    def describe(self) -> dict:
-        return {"name": self.name, "scale": self.scale}
 
 
 SUPERRES_TARGETS = {"superres-palette": SuperResPalette, "superres-rgb": SuperResResidual}
