@@ -1,7 +1,9 @@
-"""A one-line description of the machine a benchmark ran on."""
+"""What every benchmark shares: a one-line description of the machine it ran on, and
+writing its results (a section of docs/results.md, a JSON file in benchmarks/results/)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -45,3 +47,16 @@ def replace_section(document: Path, marker: str, body: str) -> None:
     tmp = document.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(document)
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def save_results(name: str, payload: dict) -> Path:
+    """Write benchmarks/results/<name>.json whole, through a temporary file."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    target = RESULTS_DIR / f"{name}.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(target)
+    return target

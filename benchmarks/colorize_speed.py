@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe_machine, replace_section  # noqa: E402
+from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"1 MP": (1155, 866), "12 MP": (4000, 3000)}
@@ -113,10 +113,9 @@ def main() -> None:
             f"{row['threads']} |"
         )
     replace_section(Path(args.results), "colorize-speed", "\n".join(lines))
-    out = REPO_ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    payload = {"machine": describe_machine(), "model": args.model, "rows": rows}
-    (out / "colorize_speed.json").write_text(json.dumps(payload, indent=2) + "\n")
+    save_results(
+        "colorize_speed", {"machine": describe_machine(), "model": args.model, "rows": rows}
+    )
 
 
 if __name__ == "__main__":

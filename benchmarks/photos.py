@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe_machine, replace_section  # noqa: E402
+from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab  # noqa: E402
 from colorcnn.data.photos import list_photos, split_photos  # noqa: E402
@@ -162,10 +162,7 @@ def main() -> None:
             f"{100 * row['colourfulness_share']:.0f}% | {seconds} |"
         )
     replace_section(Path(args.results), "photos", "\n".join(lines))
-    out = REPO_ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    payload = {"machine": describe_machine(), "rows": results}
-    (out / "photos.json").write_text(json.dumps(payload, indent=2) + "\n")
+    save_results("photos", {"machine": describe_machine(), "rows": results})
 
 
 if __name__ == "__main__":

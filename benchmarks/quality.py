@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe_machine, replace_section  # noqa: E402
+from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 from colorcnn.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
 from colorcnn.training import TrainConfig, fit  # noqa: E402
@@ -150,9 +150,7 @@ def main() -> None:
         picture = REPO_ROOT / "docs" / "images" / f"quality_{protocol}.png"
         comparison_picture(protocol, run_dirs, picture)
 
-    results_dir = REPO_ROOT / "benchmarks" / "results"
-    results_dir.mkdir(exist_ok=True)
-    (results_dir / "quality.json").write_text(json.dumps(payload, indent=2) + "\n")
+    save_results("quality", payload)
     titles = {
         "cifar": f"CIFAR-10 horses, 1000 test images, {args.cifar_epochs} epochs, batch 100",
         "photos": f"Photos: {args.crops_per_photo} random 64 px crops per training photo, "

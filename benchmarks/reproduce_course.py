@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe_machine, replace_section  # noqa: E402
+from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 from colorcnn.training import TrainConfig, fit  # noqa: E402
 
@@ -115,10 +115,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    results_dir = REPO_ROOT / "benchmarks" / "results"
-    results_dir.mkdir(exist_ok=True)
-    payload = {"machine": machine, "epochs": args.epochs, "rows": rows}
-    (results_dir / "course.json").write_text(json.dumps(payload, indent=2) + "\n")
+    save_results("course", {"machine": machine, "epochs": args.epochs, "rows": rows})
     command = "python benchmarks/reproduce_course.py --data ../data/cifar10"
     if args.epochs != 25:
         command += f" --epochs {args.epochs}"

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe_machine, replace_section  # noqa: E402
+from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 from colorcnn.analysis.summary import summarize  # noqa: E402
 from colorcnn.color import fit_palette  # noqa: E402
@@ -175,11 +175,9 @@ def main() -> None:
     lines += ["", f"Colourizing a 1-megapixel JPEG with `photo` (read, colourize, write): "
               f"{colorize_seconds:.3f} s (median of 5)."]  # fmt: skip
     replace_section(Path(args.results), "speed", "\n".join(lines))
-    out = REPO_ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
     payload = {"machine": describe_machine(), "matmul_gflops": limit, "rows": rows,
                "colorize_1mp_seconds": colorize_seconds}  # fmt: skip
-    (out / "speed.json").write_text(json.dumps(payload, indent=2) + "\n")
+    save_results("speed", payload)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe_machine, replace_section  # noqa: E402
+from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 from colorcnn.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
 from colorcnn.training import TrainConfig, fit  # noqa: E402
@@ -121,10 +121,7 @@ def main() -> None:
         )
     if not only:
         replace_section(Path(args.results), "superres", "\n".join(lines))
-        out = REPO_ROOT / "benchmarks" / "results"
-        out.mkdir(exist_ok=True)
-        payload = {"machine": describe_machine(), "rows": rows}
-        (out / "superres.json").write_text(json.dumps(payload, indent=2) + "\n")
+        save_results("superres", {"machine": describe_machine(), "rows": rows})
     else:
         print("\n".join(lines))
 
