@@ -685,8 +685,10 @@ def activations(
             )
         rgb, truth_known, label = test_rgb[index : index + 1], True, f"index_{index}"
     if output is None:
-        run_root = Path(model) if Path(model).is_dir() else Path("activations")
-        output = (run_root / "activations" if Path(model).is_dir() else run_root) / label
+        run_folder = Path(model)
+        output = (
+            run_folder / "activations" if run_folder.is_dir() else Path("activations")
+        ) / label
     title = f"{checkpoint.info['model']} ({formulation.name}), {label}"
     written = save_activation_pictures(network, formulation, rgb, output, title, truth_known)
     typer.echo(f"Wrote {written.overview} and {len(written.layers)} layer pictures in {output}")
