@@ -809,6 +809,59 @@ def summary(
 
 
 @app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 opens it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 7860,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model selected at start: a shipped name, a run folder or a checkpoint. The "
+            "page also offers every shipped model.",
+        ),
+    ] = DEFAULT_MODEL,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted, in MB.")
+    ] = 25.0,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, help="Largest image accepted, in pixels.")
+    ] = 40_000_000,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", min=1, help="Requests colourized at once; the rest queue."),
+    ] = 1,
+) -> None:
+    """Start the web demo: upload or pick a photo, choose the model and the temperature, and
+    compare grey and colour with a slider. Needs `pip install "colorcnn[demo]"`.
+
+    It runs offline on the CPU with the shipped weights, and listens on this computer only
+    unless --host says otherwise.
+
+    Examples:
+
+        colorcnn serve
+
+        colorcnn serve --port 8080 --max-pixels 12000000
+    """
+    from colorcnn.demo.app import require_gradio
+    from colorcnn.demo.app import serve as serve_demo
+    from colorcnn.demo.service import DemoLimits, DemoService
+
+    require_gradio()  # a missing extra is one line before any model loads
+    limits = DemoLimits(max_upload_mb=max_upload_mb, max_pixels=max_pixels)
+    service = DemoService(model, limits)
+    typer.echo(
+        f"colorcnn demo on http://{host}:{port} with {service.describe(model)}; Ctrl+C stops it"
+    )
+    serve_demo(service, host, port, concurrency)
+
+
+@app.command()
 def download(cache_dir: CacheDirOption = None) -> None:
     """Download and verify CIFAR-10 (python version) into the cache ahead of training."""
     from colorcnn.data.cache import default_cache_dir

@@ -1,0 +1,146 @@
+"""The web demo's page (Gradio): upload or pick a sample, choose the model and the
+temperature, compare grey and colour with a slider, download the full-size result."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from colorcnn.errors import ColorcnnError
+from colorcnn.inference.batch import IMAGE_SUFFIXES
+from colorcnn.inference.colorize import DEFAULT_WORKING_SIZE, sample_photos
+
+if TYPE_CHECKING:
+    import gradio
+
+    from colorcnn.demo.service import DemoService
+
+DEFAULT_HOST = "127.0.0.1"  # only this computer can reach the demo unless told otherwise
+DEFAULT_PORT = 7860
+# Requests colourized at once; the rest wait in the queue. Each uses every core already,
+# so more at once only shares the cores (docs/results.md, demo latency).
+DEFAULT_CONCURRENCY = 1
+_INTRO = (
+    "# colorcnn\n"
+    "Colourize a black-and-white photo on this computer's CPU. The network predicts only "
+    "the colour; the result keeps your photo's size, detail and brightness. Nothing leaves "
+    "this machine."
+)
+_NO_TEMPERATURE = "Only ab-bins models decode with a temperature; this model has none."
+_TEMPERATURE_INFO = "Annealed mean of the colour bins: low is vivid, 1 is the plain mean."
+
+
+def require_gradio() -> gradio:
+    # Gradio reports usage and looks for updates unless told not to: the demo stays offline.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError:
+        raise ColorcnnError(
+            "the web demo needs Gradio, which is not installed; expected "
+            '`pip install "colorcnn[demo]"` first'
+        ) from None
+    return gradio
+
+
+def _theme(gr: gradio) -> gradio.themes.Base:
+    # System fonts: the default theme would ask a font service on the internet for its own.
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "monospace"],
+    )
+
+
+def build_app(service: DemoService) -> gradio.Blocks:
+    gr = require_gradio()
+
+    def temperature_slider(model: str) -> gradio.Slider:
+        temperature = service.default_temperature(model)
+        if temperature is None:
+            return gr.Slider(interactive=False, info=_NO_TEMPERATURE)
+        return gr.Slider(value=temperature, interactive=True, info=_TEMPERATURE_INFO)
+
+    def colorize(path: str | None, model: str, temperature: float, size: float):
+        hidden = gr.DownloadButton(visible=False)
+        if not path:
+            return None, "Upload a grey photo, or pick a sample below.", hidden
+        try:
+            result = service.colorize_upload(path, model, temperature, int(size))
+        except ColorcnnError as error:
+            return None, f"**Could not colourize:** {error}", hidden
+        shown = gr.DownloadButton(
+            f"Download {result.width}x{result.height} PNG", value=str(result.download),
+            visible=True,
+        )  # fmt: skip
+        return (result.grey, result.colour), result.message, shown
+
+    first_temperature = service.default_temperature(service.default_model)
+    with gr.Blocks(title="colorcnn demo", analytics_enabled=False) as demo:
+        gr.Markdown(_INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(
+                    label="Grey photo: drop it here or click to choose",
+                    file_types=sorted(IMAGE_SUFFIXES), type="filepath", elem_id="upload",
+                )  # fmt: skip
+                model = gr.Dropdown(
+                    choices=service.model_names(), value=service.default_model,
+                    label="Model", info="photo suits photographs; cifar-horse-* are the "
+                    "course's 32 px horse models.", elem_id="model",
+                )  # fmt: skip
+                temperature = gr.Slider(
+                    0.02, 1.0, value=first_temperature or 0.38, step=0.02, label="Temperature",
+                    info=_TEMPERATURE_INFO if first_temperature else _NO_TEMPERATURE,
+                    interactive=first_temperature is not None, elem_id="temperature",
+                )  # fmt: skip
+                with gr.Accordion("More settings", open=False):
+                    size = gr.Slider(
+                        32, 512, value=DEFAULT_WORKING_SIZE, step=32,
+                        label="Working size (px)", info="Shorter side at which the network "
+                        "runs; the result keeps the photo's own size.",
+                    )  # fmt: skip
+                run = gr.Button("Colourize", variant="primary", elem_id="run")
+                gr.Examples(
+                    examples=[[str(path)] for path in sample_photos()], inputs=[upload],
+                    label="Samples",
+                )  # fmt: skip
+            with gr.Column(scale=2):
+                result = gr.ImageSlider(
+                    label="Grey | colour (drag the handle)", type="pil", interactive=False,
+                    format="png", elem_id="result", max_height=720,
+                )  # fmt: skip
+                status = gr.Markdown(elem_id="status")
+                download = gr.DownloadButton(visible=False, elem_id="download")
+
+        settings = [upload, model, temperature, size]
+        outputs = [result, status, download]
+        gr.on([upload.change, run.click, temperature.release], colorize, settings, outputs,
+              api_name="colorize")  # fmt: skip
+        model.change(temperature_slider, model, temperature, api_name=False).then(
+            colorize, settings, outputs, api_name=False
+        )
+    return demo
+
+
+def serve(
+    service: DemoService,
+    host: str = DEFAULT_HOST,
+    port: int | None = DEFAULT_PORT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    quiet: bool = False,
+) -> None:
+    """Run the demo until interrupted."""
+    gr = require_gradio()
+    demo = build_app(service)
+    demo.queue(default_concurrency_limit=concurrency)
+    allowed = [str(service.work_dir)] + sorted({str(path.parent) for path in sample_photos()})
+    try:
+        demo.launch(
+            server_name=host, server_port=port, share=False, inbrowser=False, quiet=quiet,
+            ssr_mode=False, show_error=False, allowed_paths=allowed, theme=_theme(gr),
+            max_file_size=int(service.limits.max_upload_mb * 1e6), footer_links=["gradio"],
+        )  # fmt: skip
+    except OSError as error:  # the port is taken or the host cannot be bound
+        raise ColorcnnError(f"cannot serve on {host}:{port} ({error})") from None
+    finally:
+        service.close()

@@ -1,0 +1,206 @@
+"""What the web demo does with an upload, apart from the page: limits, models loaded once,
+the colourized picture, its full-resolution file and a message for a person.
+
+Kept free of Gradio so that it is tested directly and the page stays a thin layer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from colorcnn.color.spaces import lab_to_rgb, rgb_to_lab
+from colorcnn.errors import ColorcnnError
+from colorcnn.inference.batch import IMAGE_SUFFIXES
+from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE, Colorizer
+from colorcnn.inference.images import LoadedImage, read_image, save_image
+from colorcnn.weights import shipped_models
+
+# Results of this many recent requests stay on disk for their download links; older ones
+# are deleted, so a long-running demo does not fill the disk.
+KEPT_RESULTS = 64
+
+
+@dataclass(frozen=True)
+class DemoLimits:
+    """What one upload may be. The page shows pictures larger than `display_pixels`
+    scaled down; the download is always at full resolution."""
+
+    max_upload_mb: float = 25.0
+    max_pixels: int = 40_000_000
+    display_pixels: int = 4_000_000
+
+    def __post_init__(self) -> None:
+        if not self.max_upload_mb > 0:
+            raise ColorcnnError(
+                f"max upload must be a positive size in MB, got {self.max_upload_mb}"
+            )
+        if self.max_pixels < 1 or self.display_pixels < 1:
+            raise ColorcnnError(
+                f"pixel limits must be positive, got {self.max_pixels} and {self.display_pixels}"
+            )
+
+
+@dataclass
+class DemoResult:
+    grey: Image.Image  # what the network saw, for the page (perhaps scaled down)
+    colour: Image.Image  # the result, for the page (perhaps scaled down)
+    download: Path  # the result at the input's full size, PNG
+    width: int
+    height: int
+    message: str  # one or two sentences for the page
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} MP"
+
+
+class DemoService:
+    """Colourizes uploads for the page; safe to call from several request threads."""
+
+    def __init__(
+        self,
+        default_model: str = DEFAULT_MODEL,
+        limits: DemoLimits | None = None,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.limits = limits or DemoLimits()
+        self.default_model = str(default_model)
+        self._colorizers: dict[str, Colorizer] = {}
+        self._load_lock = threading.Lock()
+        self._results_lock = threading.Lock()
+        self._recent: deque[Path] = deque()
+        self._owns_work_dir = work_dir is None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="colorcnn-demo-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.colorizer(self.default_model)  # a bad --model fails at start, not in the page
+
+    # Models -------------------------------------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        """The default model first, then every other shipped model."""
+        names = [self.default_model]
+        names += [name for name in shipped_models() if name != self.default_model]
+        return names
+
+    def colorizer(self, name: str) -> Colorizer:
+        with self._load_lock:  # two first requests for one model load it once
+            if name not in self._colorizers:
+                if name not in self.model_names():
+                    raise ColorcnnError(
+                        f"unknown model {name!r}; expected one of {', '.join(self.model_names())}"
+                    )
+                self._colorizers[name] = Colorizer.load(name)
+            return self._colorizers[name]
+
+    def default_temperature(self, name: str) -> float | None:
+        """The model's annealed-mean temperature, or None when it has none (only ab-bins
+        models decode with a temperature)."""
+        formulation = self.colorizer(name).formulation
+        return float(formulation.temperature) if formulation.name == "ab-bins" else None
+
+    def describe(self, name: str) -> str:
+        return self.colorizer(name).name
+
+    # Uploads ------------------------------------------------------------------------------
+
+    def check_upload(self, path: Path, shown_name: str) -> None:
+        """Refuse an upload that is too big, in bytes or in pixels, before decoding it."""
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.limits.max_upload_mb:
+            raise ColorcnnError(
+                f"{shown_name} is {size_mb:.3g} MB; this demo accepts files up to "
+                f"{self.limits.max_upload_mb:g} MB"
+            )
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ColorcnnError(
+                f"{shown_name} is not a supported image file; expected one of "
+                f"{', '.join(sorted(IMAGE_SUFFIXES))}"
+            )
+        try:
+            with Image.open(path) as opened:  # reads the header only
+                width, height = opened.size
+        except Exception:  # noqa: BLE001 - read_image gives the precise message
+            return
+        if width * height > self.limits.max_pixels:
+            raise ColorcnnError(
+                f"{shown_name} is {width}x{height} px ({_megapixels(width * height)}); this "
+                f"demo accepts at most {_megapixels(self.limits.max_pixels)}"
+            )
+
+    def colorize_upload(
+        self,
+        path: str | Path,
+        model: str | None = None,
+        temperature: float | None = None,
+        size: int = DEFAULT_WORKING_SIZE,
+    ) -> DemoResult:
+        """Colourize one uploaded file. Problems come back as a ColorcnnError whose message
+        names the file as the person called it, not by the server's temporary path."""
+        path = Path(path)
+        shown_name = path.name
+        model = model or self.default_model
+        try:
+            self.check_upload(path, shown_name)
+            colorizer = self.colorizer(model)
+            if self.default_temperature(model) is None:
+                temperature = None  # the page's slider does not apply to this model
+            colorizer.check_temperature(temperature)
+            start = time.perf_counter()
+            loaded = read_image(path)
+            colour = colorizer.colorize_loaded(loaded, size, temperature)
+            seconds = time.perf_counter() - start
+            download = self._keep(colour, path.stem)
+        except ColorcnnError as error:
+            raise ColorcnnError(str(error).replace(str(path), shown_name)) from None
+        grey, shown = self._for_display(loaded, colour)
+        message = (
+            f"Colourized {shown_name} ({loaded.width}x{loaded.height} px) with "
+            f"{colorizer.name} in {seconds:.2f} s."
+        )
+        if loaded.was_colour:
+            message += " The upload had colour; it was made grey first."
+        if shown.size != colour.size:
+            message += f" Shown at {shown.width}x{shown.height}; the download is full size."
+        return DemoResult(grey, shown, download, loaded.width, loaded.height, message)
+
+    def _for_display(
+        self, loaded: LoadedImage, colour: Image.Image
+    ) -> tuple[Image.Image, Image.Image]:
+        """The grey the network saw (the result's own lightness, no chroma) and the result,
+        scaled down to at most `display_pixels`."""
+        scale = min(1.0, (self.limits.display_pixels / (loaded.width * loaded.height)) ** 0.5)
+        size = (max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale)))
+        shown = colour.convert("RGB")
+        if shown.size != size:
+            shown = shown.resize(size, Image.Resampling.LANCZOS)
+        rgb = torch.from_numpy(np.asarray(shown, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        lab = rgb_to_lab(rgb[None])
+        lab[:, 1:] = 0.0
+        grey = lab_to_rgb(lab)[0].permute(1, 2, 0)
+        grey = (grey * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+        return Image.fromarray(grey), shown
+
+    def _keep(self, colour: Image.Image, stem: str) -> Path:
+        folder = self.work_dir / uuid.uuid4().hex
+        target = folder / f"{stem}-colorized.png"
+        save_image(colour, target)  # atomic: a download never sees half a file
+        with self._results_lock:
+            self._recent.append(folder)
+            while len(self._recent) > KEPT_RESULTS:
+                shutil.rmtree(self._recent.popleft(), ignore_errors=True)
+        return target
+
+    def close(self) -> None:
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
