@@ -63,6 +63,9 @@ def test_an_upload_becomes_a_full_size_colour_download(service: DemoService, tmp
     assert _chroma(result.grey).max() < 1.0  # the "before" side has no chroma
     assert "Colourized old.png (150x97 px)" in result.message
     assert result.download.is_relative_to(service.work_dir)
+    for shown, written in zip((result.grey, result.colour), result.shown_files, strict=True):
+        with Image.open(written) as page_picture:  # what the page shows, as a file
+            assert page_picture.size == shown.size and page_picture.format == "JPEG"
 
 
 def test_the_grey_side_is_the_results_own_lightness(service: DemoService, tmp_path: Path):
@@ -73,6 +76,16 @@ def test_the_grey_side_is_the_results_own_lightness(service: DemoService, tmp_pa
         return rgb_to_lab(rgb[None])[0, 0].numpy()
 
     np.testing.assert_allclose(lightness(result.grey), lightness(result.colour), atol=1.0)
+
+
+def test_a_colour_upload_is_made_grey_first_and_says_so(service: DemoService, tmp_path: Path):
+    rng = np.random.default_rng(1)
+    upload = tmp_path / "colour.png"
+    Image.fromarray(rng.integers(0, 255, (40, 60, 3), np.uint8)).save(upload)
+    result = service.colorize_upload(upload)
+    assert "The upload had colour; it was made grey first." in result.message
+    assert _chroma(result.grey).max() < 1.0
+    assert result.grey.size == result.colour.size == (60, 40)
 
 
 def test_large_pictures_are_shown_smaller_but_downloaded_whole(tmp_path: Path):

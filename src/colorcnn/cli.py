@@ -17,6 +17,8 @@ from typer.exceptions import TyperException
 
 from colorcnn.color.abbins import ANNEALED_T
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
+from colorcnn.demo.app import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT
+from colorcnn.demo.service import DemoLimits
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE
 
@@ -812,10 +814,10 @@ def summary(
 def serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; 0.0.0.0 opens it to the network.")
-    ] = "127.0.0.1",
+    ] = DEFAULT_HOST,
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
-    ] = 7860,
+    ] = DEFAULT_PORT,
     model: Annotated[
         str,
         typer.Option(
@@ -827,14 +829,14 @@ def serve(
     ] = DEFAULT_MODEL,
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted, in MB.")
-    ] = 25.0,
+    ] = DemoLimits.max_upload_mb,
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", min=1, help="Largest image accepted, in pixels.")
-    ] = 40_000_000,
+    ] = DemoLimits.max_pixels,
     concurrency: Annotated[
         int,
         typer.Option("--concurrency", min=1, help="Requests colourized at once; the rest queue."),
-    ] = 1,
+    ] = DEFAULT_CONCURRENCY,
 ) -> None:
     """Start the web demo: upload or pick a photo, choose the model and the temperature, and
     compare grey and colour with a slider. Needs `pip install "colorcnn[demo]"`.
@@ -850,7 +852,7 @@ def serve(
     """
     from colorcnn.demo.app import require_gradio
     from colorcnn.demo.app import serve as serve_demo
-    from colorcnn.demo.service import DemoLimits, DemoService
+    from colorcnn.demo.service import DemoService
 
     require_gradio()  # a missing extra is one line before any model loads
     limits = DemoLimits(max_upload_mb=max_upload_mb, max_pixels=max_pixels)

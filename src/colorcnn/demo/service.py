@@ -21,6 +21,7 @@ from PIL import Image
 
 from colorcnn.color.spaces import lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
+from colorcnn.files import atomic_path
 from colorcnn.inference.batch import IMAGE_SUFFIXES
 from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE, Colorizer
 from colorcnn.inference.images import LoadedImage, read_image, save_image
@@ -56,6 +57,7 @@ class DemoResult:
     grey: Image.Image  # what the network saw, for the page (perhaps scaled down)
     colour: Image.Image  # the result, for the page (perhaps scaled down)
     download: Path  # the result at the input's full size, PNG
+    shown_files: tuple[Path, Path]  # grey and colour for the page, as JPEG files
     width: int
     height: int
     message: str  # one or two sentences for the page
@@ -160,10 +162,10 @@ class DemoService:
             loaded = read_image(path)
             colour = colorizer.colorize_loaded(loaded, size, temperature)
             seconds = time.perf_counter() - start
-            download = self._keep(colour, path.stem)
+            grey, shown = self._for_display(loaded, colour)
+            download, shown_files = self._keep(colour, grey, shown, path.stem)
         except ColorcnnError as error:
             raise ColorcnnError(str(error).replace(str(path), shown_name)) from None
-        grey, shown = self._for_display(loaded, colour)
         message = (
             f"Colourized {shown_name} ({loaded.width}x{loaded.height} px) with "
             f"{colorizer.name} in {seconds:.2f} s."
@@ -172,18 +174,24 @@ class DemoService:
             message += " The upload had colour; it was made grey first."
         if shown.size != colour.size:
             message += f" Shown at {shown.width}x{shown.height}; the download is full size."
-        return DemoResult(grey, shown, download, loaded.width, loaded.height, message)
+        return DemoResult(grey, shown, download, shown_files, loaded.width, loaded.height, message)
 
     def _for_display(
         self, loaded: LoadedImage, colour: Image.Image
     ) -> tuple[Image.Image, Image.Image]:
-        """The grey the network saw (the result's own lightness, no chroma) and the result,
-        scaled down to at most `display_pixels`."""
+        """The grey the network saw and the result, scaled down to at most
+        `display_pixels`."""
         scale = min(1.0, (self.limits.display_pixels / (loaded.width * loaded.height)) ** 0.5)
         size = (max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale)))
         shown = colour.convert("RGB")
         if shown.size != size:
             shown = shown.resize(size, Image.Resampling.LANCZOS)
+        if loaded.pixels.shape[2] == 1:  # a grey upload: show it as it came
+            grey = loaded.to_uint8_pil().convert("RGB")
+            if grey.size != size:
+                grey = grey.resize(size, Image.Resampling.LANCZOS)
+            return grey, shown
+        # A colour upload: the result's own lightness without its chroma.
         rgb = torch.from_numpy(np.asarray(shown, dtype=np.float32) / 255.0).permute(2, 0, 1)
         lab = rgb_to_lab(rgb[None])
         lab[:, 1:] = 0.0
@@ -191,15 +199,25 @@ class DemoService:
         grey = (grey * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
         return Image.fromarray(grey), shown
 
-    def _keep(self, colour: Image.Image, stem: str) -> Path:
+    def _keep(
+        self, colour: Image.Image, grey: Image.Image, shown: Image.Image, stem: str
+    ) -> tuple[Path, tuple[Path, Path]]:
+        """Write the full-size PNG and the page's two pictures into a folder of their own.
+        Writes are atomic: a download never sees half a file. The page's pictures are
+        JPEG at quality 95 without chroma subsampling: about 30 times faster to encode
+        than PNG, which the page would otherwise make of them at every request."""
         folder = self.work_dir / uuid.uuid4().hex
-        target = folder / f"{stem}-colorized.png"
-        save_image(colour, target)  # atomic: a download never sees half a file
+        download = folder / f"{stem}-colorized.png"
+        save_image(colour, download, fast=True)
+        shown_files = (folder / "grey.jpg", folder / "colour.jpg")
+        for picture, target in zip((grey, shown), shown_files, strict=True):
+            with atomic_path(target) as temporary:
+                picture.save(temporary, format="JPEG", quality=95, subsampling=0)
         with self._results_lock:
             self._recent.append(folder)
             while len(self._recent) > KEPT_RESULTS:
                 shutil.rmtree(self._recent.popleft(), ignore_errors=True)
-        return target
+        return download, shown_files
 
     def close(self) -> None:
         if self._owns_work_dir:
