@@ -39,6 +39,10 @@ CHROMIUM_FLAGS = [
     "--disable-default-apps", "--disable-domain-reliability", "--metrics-recording-only",
 ]  # fmt: skip
 REQUIRED = os.environ.get("COLORCNN_REQUIRE_BROWSER") == "1"
+# The server under test runs with tighter limits than the defaults, so that the refusals
+# are tested with small files.
+UPLOAD_LIMIT_MB = 2
+PIXEL_LIMIT = 3_000_000
 
 
 def _missing(what: str) -> None:
@@ -80,7 +84,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     env = {**os.environ, "GRADIO_TEMP_DIR": str(log.parent / "gradio")}
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port)],
+            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port),
+             "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-pixels", str(PIXEL_LIMIT)],
             stdout=output, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
@@ -198,6 +203,42 @@ def test_a_corrupt_upload_gets_a_friendly_message_in_the_page(page, tmp_path: Pa
     assert not page.locator("#download").is_visible()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo-corrupt.png"), full_page=True)
+
+
+def test_a_bundled_sample_is_one_click_away(page):
+    sample = sample_photos()[0]
+    page.locator(".gallery").get_by_text(sample.name).click()
+    status = _wait_for_status(page, "Colourized")
+    assert f"Colourized {sample.name}" in status and "photo_unet" in status
+
+
+def test_choosing_another_model_colourizes_again_with_it(page):
+    page.set_input_files("#upload input[type=file]", str(sample_photos()[0]))
+    _wait_for_status(page, "photo_unet")
+    temperature = page.locator("#temperature input[type=number]")
+    assert temperature.is_disabled()  # the photo model decodes without a temperature
+    page.locator("#model input").click()
+    page.get_by_role("option", name="cifar-horse-unet", exact=True).click()
+    status = _wait_for_status(page, "with unet (palette-rgb")
+    assert "Colourized wrasse.jpg" in status
+
+
+def test_uploads_over_the_limits_are_refused_in_the_page(page, tmp_path: Path):
+    # Too many bytes: refused by the upload itself, before the server stores the file.
+    noise = np.random.default_rng(0).integers(0, 256, (1600, 1600), dtype=np.uint8)
+    heavy = tmp_path / "heavy.png"
+    Image.fromarray(noise).save(heavy)
+    assert heavy.stat().st_size > UPLOAD_LIMIT_MB * 1e6
+    page.set_input_files("#upload input[type=file]", str(heavy))
+    page.get_by_text("exceed the maximum allowed size").wait_for(timeout=30_000)
+    # Too many pixels in a small file: refused before it is decoded.
+    page.goto(page.url)
+    page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
+    wide = tmp_path / "wide.png"
+    Image.new("L", (2000, 2000), 128).save(wide)
+    page.set_input_files("#upload input[type=file]", str(wide))
+    status = _wait_for_status(page, "Could not colourize")
+    assert "wide.png is 2000x2000 px (4.0 MP); this demo accepts at most 3.0 MP" in status
 
 
 def _megapixel_photos(folder: Path, count: int) -> list[tuple[Path, tuple[int, int]]]:
