@@ -6,6 +6,8 @@ of images scores the same however it is split.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from kornia.metrics import psnr as kornia_psnr
 from kornia.metrics import ssim as kornia_ssim
@@ -39,12 +41,14 @@ def _check_pair(prediction: torch.Tensor, truth: torch.Tensor) -> None:
         )
 
 
+# kornia's PSNR of one image, mapped over a batch in one vectorized call.
+_psnr_of_each = torch.vmap(partial(kornia_psnr, max_val=1.0))
+
+
 def psnr_per_image(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of each image (N,), capped at PSNR_CAP_DB for identical images."""
     _check_pair(prediction, truth)
-    values = torch.stack(
-        [kornia_psnr(p, t, max_val=1.0) for p, t in zip(prediction, truth, strict=True)]
-    )
+    values = _psnr_of_each(prediction, truth)
     # Only +inf (identical images) is capped; a NaN from a broken prediction stays NaN.
     return torch.where(torch.isposinf(values), torch.full_like(values, PSNR_CAP_DB), values)
 
