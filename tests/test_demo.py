@@ -210,3 +210,14 @@ def test_serve_without_gradio_says_which_extra_to_install(monkeypatch, capsys):
 def test_serve_refuses_a_bad_port_as_a_command_line_error(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_serve_listens_on_this_computer_only_and_offline_by_default(monkeypatch, capsys):
+    gradio = pytest.importorskip("gradio", reason="the demo extra (Gradio) is not installed")
+    launched: dict = {}
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    assert main(["serve", "--port", "8123", "--max-upload-mb", "3"]) == 0
+    assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 8123
+    assert launched["share"] is False and launched["ssr_mode"] is False
+    assert launched["max_file_size"] == 3_000_000
+    assert "http://127.0.0.1:8123" in capsys.readouterr().out
