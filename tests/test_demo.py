@@ -221,3 +221,8 @@ def test_serve_listens_on_this_computer_only_and_offline_by_default(monkeypatch,
     assert launched["share"] is False and launched["ssr_mode"] is False
     assert launched["max_file_size"] == 3_000_000
     assert "http://127.0.0.1:8123" in capsys.readouterr().out
+
+
+def test_serve_help_names_the_extra_to_install(capsys):
+    assert main(["serve", "--help"]) == 0
+    assert 'pip install "colorcnn[demo]"' in capsys.readouterr().out

@@ -838,8 +838,9 @@ def serve(
         typer.Option("--concurrency", min=1, help="Requests colourized at once; the rest queue."),
     ] = DEFAULT_CONCURRENCY,
 ) -> None:
-    """Start the web demo: upload or pick a photo, choose the model and the temperature, and
-    compare grey and colour with a slider. Needs `pip install "colorcnn[demo]"`.
+    """Start the web demo: upload or pick a photo, choose the model and the temperature,
+    and compare grey and colour with a slider. Needs the demo extra
+    (`pip install "colorcnn\\[demo]"`).
 
     It runs offline on the CPU with the shipped weights, and listens on this computer only
     unless --host says otherwise.
