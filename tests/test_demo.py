@@ -118,10 +118,22 @@ def test_uploads_over_the_byte_limit_are_refused(tmp_path: Path):
         demo.colorize_upload(upload)
 
 
-def test_uploads_over_the_pixel_limit_are_refused_before_decoding(tmp_path: Path):
+def test_uploads_over_the_pixel_limit_are_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     demo = DemoService("photo", DemoLimits(max_pixels=10_000), work_dir=tmp_path / "r")
-    with pytest.raises(ColorcnnError, match=r"big.png is 200x100 px \(0.0 MP\); .* at most"):
+
+    def no_decoding(path):
+        raise AssertionError(f"{path} was decoded")
+
+    monkeypatch.setattr(service_module, "read_image", no_decoding)
+    with pytest.raises(
+        ColorcnnError, match=r"big.png is 200x100 px \(20,000 px\); .* at most 10,000 px"
+    ):
         demo.colorize_upload(_grey_file(tmp_path, 200, 100, "big.png"))
+    big = DemoService("photo", DemoLimits(max_pixels=2_000_000), work_dir=tmp_path / "r")
+    with pytest.raises(ColorcnnError, match=r"\(2.6 MP\); this demo accepts at most 2.0 MP"):
+        big.check_upload(_grey_file(tmp_path, 2000, 1300, "huge.png"), "huge.png")
 
 
 def test_files_that_are_not_images_by_name_are_refused(service: DemoService, tmp_path: Path):
@@ -134,6 +146,13 @@ def test_files_that_are_not_images_by_name_are_refused(service: DemoService, tmp
 def test_unknown_models_are_refused_with_the_choices(service: DemoService, tmp_path: Path):
     with pytest.raises(ColorcnnError, match=r"unknown model 'nope'; expected one of photo, "):
         service.colorize_upload(_grey_file(tmp_path), model="nope")
+
+
+def test_the_page_address_brackets_ipv6_hosts():
+    from colorcnn.demo.app import page_address
+
+    assert page_address("127.0.0.1", 7860) == "http://127.0.0.1:7860/"
+    assert page_address("::1", 8080) == "http://[::1]:8080/"
 
 
 def test_every_shipped_model_is_offered_with_the_default_first(service: DemoService):
@@ -167,12 +186,52 @@ def test_old_results_are_deleted_and_close_removes_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(service_module, "KEPT_RESULTS", 2)
-    demo = DemoService("photo")  # its own temporary folder
-    upload = _grey_file(tmp_path, 40, 40)
-    downloads = [demo.colorize_upload(upload).download for _ in range(4)]
-    assert [path.exists() for path in downloads] == [False, False, True, True]
-    demo.close()
+    monkeypatch.setattr(service_module.tempfile, "tempdir", str(tmp_path))
+    demo = DemoService("photo")  # its own temporary folder, here inside tmp_path
+    try:
+        assert demo.work_dir.parent == tmp_path
+        upload = _grey_file(tmp_path, 40, 40)
+        downloads = [demo.colorize_upload(upload).download for _ in range(4)]
+        assert [path.exists() for path in downloads] == [False, False, True, True]
+    finally:
+        demo.close()
     assert not demo.work_dir.exists()
+
+
+def test_a_model_that_fails_to_load_leaves_no_folder(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(service_module.tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(ColorcnnError):
+        DemoService("no-such-model")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_given_as_a_path_is_labelled_without_its_folders(bins_run: Path, tmp_path):
+    demo = DemoService(str(bins_run), work_dir=tmp_path / "r")
+    label, value = demo.model_choices()[0]
+    assert value == str(bins_run) and label == f"{bins_run.name} (--model)"
+    assert ("photo", "photo") in demo.model_choices()
+
+
+def test_transparent_parts_are_shown_over_white(service: DemoService, tmp_path: Path):
+    rng = np.random.default_rng(2)
+    pixels = np.dstack([rng.integers(0, 255, (30, 40), np.uint8)] * 2)  # grey + alpha
+    pixels[..., 1] = 0
+    pixels[:, :20, 1] = 255  # left half opaque, right half fully transparent
+    upload = tmp_path / "cutout.png"
+    Image.fromarray(pixels, "LA").save(upload)
+    result = service.colorize_upload(upload)
+    for shown in (result.grey, result.colour):
+        assert (np.asarray(shown)[:, 20:] == 255).all()
+    with Image.open(result.download) as downloaded:
+        assert downloaded.mode == "RGBA"  # the download keeps the transparency
+        assert (np.asarray(downloaded)[:, 20:, 3] == 0).all()
+
+
+def test_a_very_long_strip_is_shown_within_what_jpeg_holds(service: DemoService, tmp_path):
+    result = service.colorize_upload(_grey_file(tmp_path, 70_000, 2, "strip.png"))
+    assert max(result.colour.size) <= 8192
+    with Image.open(result.download) as downloaded:
+        assert downloaded.size == (70_000, 2)
 
 
 def test_concurrent_uploads_each_get_their_own_correct_result(service: DemoService, tmp_path: Path):
@@ -220,7 +279,7 @@ def test_serve_listens_on_this_computer_only_and_offline_by_default(monkeypatch,
     assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 8123
     assert launched["share"] is False and launched["ssr_mode"] is False
     assert launched["max_file_size"] == 3_000_000
-    assert "http://127.0.0.1:8123" in capsys.readouterr().out
+    assert "colorcnn demo on http://127.0.0.1:8123/ with" in capsys.readouterr().out
 
 
 def test_serve_help_names_the_extra_to_install(capsys):

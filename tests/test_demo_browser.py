@@ -81,7 +81,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     _need_gradio()
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(log.parent / "gradio")}
+    temporary = log.parent / "tmp"  # the server's own temporary folder, checked at the end
+    temporary.mkdir()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(log.parent / "gradio"), "TMPDIR": str(temporary)}
     with open(log, "w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "colorcnn", "serve", "--port", str(port),
@@ -100,11 +102,14 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                 pytest.fail(f"colorcnn serve did not start:\n{log.read_text()}")
             time.sleep(0.5)
     yield url
-    process.terminate()
+    process.terminate()  # SIGTERM, as a service manager stops it
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+        pytest.fail("colorcnn serve did not stop on SIGTERM")
+    leftovers = [path.name for path in temporary.glob("colorcnn-demo-*")]
+    assert leftovers == [], f"colorcnn serve left {leftovers} behind"
 
 
 @pytest.fixture(scope="module")

@@ -858,10 +858,11 @@ def serve(
     require_gradio()  # a missing extra is one line before any model loads
     limits = DemoLimits(max_upload_mb=max_upload_mb, max_pixels=max_pixels)
     service = DemoService(model, limits)
-    typer.echo(
-        f"colorcnn demo on http://{host}:{port} with {service.describe(model)}; Ctrl+C stops it"
-    )
-    serve_demo(service, host, port, concurrency)
+
+    def started(address: str) -> None:
+        typer.echo(f"colorcnn demo on {address} with {service.describe(model)}; Ctrl+C stops it")
+
+    serve_demo(service, host, port, concurrency, started=started)
 
 
 @app.command()

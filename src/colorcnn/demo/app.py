@@ -3,7 +3,10 @@ temperature, compare grey and colour with a slider, download the full-size resul
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from colorcnn.errors import ColorcnnError
@@ -21,6 +24,7 @@ DEFAULT_PORT = 7860
 # simultaneous 1 MP requests sooner than one at a time on 2 cores: the network uses every
 # core, but reading, writing and sending the pictures use one (docs/results.md).
 DEFAULT_CONCURRENCY = 2
+CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
 _INTRO = (
     "# colorcnn\n"
     "Colourize a black-and-white photo on this computer's CPU. The network predicts only "
@@ -69,6 +73,9 @@ def build_app(service: DemoService) -> gradio.Blocks:
             result = service.colorize_upload(path, model, temperature, int(size))
         except ColorcnnError as error:
             return None, f"**Could not colourize:** {error}", hidden
+        except Exception as error:  # noqa: BLE001 - a bug must still leave one line in the page
+            logging.getLogger(__name__).exception("colourizing %s failed", path)
+            return None, f"**Could not colourize:** unexpected {type(error).__name__}", hidden
         shown = gr.DownloadButton(
             f"Download {result.width}x{result.height} PNG", value=str(result.download),
             visible=True,
@@ -76,7 +83,10 @@ def build_app(service: DemoService) -> gradio.Blocks:
         return tuple(str(path) for path in result.shown_files), result.message, shown
 
     first_temperature = service.default_temperature(service.default_model)
-    with gr.Blocks(title="colorcnn demo", analytics_enabled=False) as demo:
+    # Gradio keeps its own copy of every upload and result; files older than an hour go.
+    with gr.Blocks(
+        title="colorcnn demo", analytics_enabled=False, delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)
+    ) as demo:
         gr.Markdown(_INTRO)
         with gr.Row():
             with gr.Column(scale=1):
@@ -85,7 +95,7 @@ def build_app(service: DemoService) -> gradio.Blocks:
                     file_types=sorted(IMAGE_SUFFIXES), type="filepath", elem_id="upload",
                 )  # fmt: skip
                 model = gr.Dropdown(
-                    choices=service.model_names(), value=service.default_model,
+                    choices=service.model_choices(), value=service.default_model,
                     label="Model", info="photo suits photographs; cifar-horse-* are the "
                     "course's 32 px horse models.", elem_id="model",
                 )  # fmt: skip
@@ -123,25 +133,43 @@ def build_app(service: DemoService) -> gradio.Blocks:
     return demo
 
 
+def page_address(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
 def serve(
     service: DemoService,
     host: str = DEFAULT_HOST,
-    port: int | None = DEFAULT_PORT,
+    port: int = DEFAULT_PORT,
     concurrency: int = DEFAULT_CONCURRENCY,
-    quiet: bool = False,
+    quiet: bool = True,
+    started: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the demo until interrupted."""
+    """Run the demo until interrupted (Ctrl+C or SIGTERM), then remove its files.
+
+    `started` is called with the page's address once the port is bound."""
     gr = require_gradio()
     demo = build_app(service)
     demo.queue(default_concurrency_limit=concurrency)
     allowed = [str(service.work_dir)] + sorted({str(path.parent) for path in sample_photos()})
+    # A service manager stops with SIGTERM: treat it as Ctrl+C, so the files go too.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        demo.launch(
-            server_name=host, server_port=port, share=False, inbrowser=False, quiet=quiet,
-            ssr_mode=False, show_error=False, allowed_paths=allowed, theme=_theme(gr),
-            max_file_size=int(service.limits.max_upload_mb * 1e6), footer_links=["gradio"],
-        )  # fmt: skip
-    except OSError as error:  # the port is taken or the host cannot be bound
-        raise ColorcnnError(f"cannot serve on {host}:{port} ({error})") from None
+        try:
+            demo.launch(
+                server_name=host, server_port=port, share=False, inbrowser=False, quiet=quiet,
+                ssr_mode=False, show_error=False, allowed_paths=allowed, theme=_theme(gr),
+                max_file_size=int(service.limits.max_upload_mb * 1e6), footer_links=["gradio"],
+                prevent_thread_lock=True,
+            )  # fmt: skip
+        except OSError as error:  # the port is taken or the host cannot be bound
+            raise ColorcnnError(
+                f"cannot serve on {host}:{port} ({str(error).splitlines()[0]}); "
+                "expected a free port (--port)"
+            ) from None
+        if started is not None:
+            started(page_address(host, port))
+        demo.block_thread()  # until Ctrl+C or SIGTERM; it closes the server itself
     finally:
+        signal.signal(signal.SIGTERM, previous)
         service.close()

@@ -28,7 +28,7 @@ from colorcnn.inference.images import LoadedImage, read_image, save_image
 from colorcnn.weights import shipped_models
 
 # Results of this many recent requests stay on disk for their download links; older ones
-# are deleted, so a long-running demo does not fill the disk.
+# are deleted (Gradio's own copies are swept by age, see app.py).
 KEPT_RESULTS = 64
 
 
@@ -63,8 +63,24 @@ class DemoResult:
     message: str  # one or two sentences for the page
 
 
-def _megapixels(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f} MP"
+# JPEG, which the page's pictures are written in, holds at most 65,535 px a side.
+_DISPLAY_MAX_SIDE = 8192
+
+
+def _pixel_count(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} MP" if pixels >= 1e6 else f"{pixels:,} px"
+
+
+def _on_white(image: Image.Image, alpha=None) -> Image.Image:
+    """RGB for the page: transparent parts over white, as a viewer shows them, instead of
+    whatever colour hides under them."""
+    if alpha is None and image.mode not in ("RGBA", "LA"):
+        return image.convert("RGB")
+    if alpha is None:
+        alpha = np.asarray(image.getchannel("A"))
+    background = Image.new("RGB", image.size, "white")
+    background.paste(image.convert("RGB"), mask=Image.fromarray(alpha))
+    return background
 
 
 class DemoService:
@@ -82,10 +98,11 @@ class DemoService:
         self._load_lock = threading.Lock()
         self._results_lock = threading.Lock()
         self._recent: deque[Path] = deque()
+        self.colorizer(self.default_model)  # a bad --model fails at start, not in the page
+        # Made only once the model loaded, so that a failed start leaves nothing behind.
         self._owns_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="colorcnn-demo-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.colorizer(self.default_model)  # a bad --model fails at start, not in the page
 
     # Models -------------------------------------------------------------------------------
 
@@ -94,6 +111,15 @@ class DemoService:
         names = [self.default_model]
         names += [name for name in shipped_models() if name != self.default_model]
         return names
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, name) for the page: a model given as a path shows only its last part,
+        so that the page does not show visitors the server's folders."""
+        shipped = shipped_models()
+        return [
+            (name if name in shipped else f"{Path(name).name} (--model)", name)
+            for name in self.model_names()
+        ]
 
     def colorizer(self, name: str) -> Colorizer:
         with self._load_lock:  # two first requests for one model load it once
@@ -136,8 +162,8 @@ class DemoService:
             return
         if width * height > self.limits.max_pixels:
             raise ColorcnnError(
-                f"{shown_name} is {width}x{height} px ({_megapixels(width * height)}); this "
-                f"demo accepts at most {_megapixels(self.limits.max_pixels)}"
+                f"{shown_name} is {width}x{height} px ({_pixel_count(width * height)}); this "
+                f"demo accepts at most {_pixel_count(self.limits.max_pixels)}"
             )
 
     def colorize_upload(
@@ -181,13 +207,17 @@ class DemoService:
     ) -> tuple[Image.Image, Image.Image]:
         """The grey the network saw and the result, scaled down to at most
         `display_pixels`."""
-        scale = min(1.0, (self.limits.display_pixels / (loaded.width * loaded.height)) ** 0.5)
+        scale = min(
+            1.0,
+            (self.limits.display_pixels / (loaded.width * loaded.height)) ** 0.5,
+            _DISPLAY_MAX_SIDE / max(loaded.width, loaded.height),
+        )
         size = (max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale)))
-        shown = colour.convert("RGB")
+        shown = _on_white(colour)
         if shown.size != size:
             shown = shown.resize(size, Image.Resampling.LANCZOS)
         if loaded.pixels.shape[2] == 1:  # a grey upload: show it as it came
-            grey = loaded.to_uint8_pil().convert("RGB")
+            grey = _on_white(loaded.to_uint8_pil(), loaded.alpha)
             if grey.size != size:
                 grey = grey.resize(size, Image.Resampling.LANCZOS)
             return grey, shown
@@ -207,16 +237,19 @@ class DemoService:
         JPEG at quality 95 without chroma subsampling: about 30 times faster to encode
         than PNG, which the page would otherwise make of them at every request."""
         folder = self.work_dir / uuid.uuid4().hex
+        with self._results_lock:  # listed first, so that a failed write is pruned too
+            self._recent.append(folder)
+            while len(self._recent) > KEPT_RESULTS:
+                shutil.rmtree(self._recent.popleft(), ignore_errors=True)
         download = folder / f"{stem}-colorized.png"
         save_image(colour, download, fast=True)
         shown_files = (folder / "grey.jpg", folder / "colour.jpg")
         for picture, target in zip((grey, shown), shown_files, strict=True):
-            with atomic_path(target) as temporary:
-                picture.save(temporary, format="JPEG", quality=95, subsampling=0)
-        with self._results_lock:
-            self._recent.append(folder)
-            while len(self._recent) > KEPT_RESULTS:
-                shutil.rmtree(self._recent.popleft(), ignore_errors=True)
+            try:
+                with atomic_path(target) as temporary:
+                    picture.save(temporary, format="JPEG", quality=95, subsampling=0)
+            except (OSError, ValueError) as error:
+                raise ColorcnnError(f"cannot write the page's picture ({error})") from None
         return download, shown_files
 
     def close(self) -> None:
