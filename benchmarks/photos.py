@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/photos.py --photos DIR --models NAME_OR_RUN[,...] [--sizes 64,128,256]
-        [--chroma-gains 1.0,1.15,1.3]
+        [--chroma-gains 1.0,1.15,1.3] [--temperatures 0.2,0.38,1.0]
 
 Each held-out photo (the split of `colorcnn.data.photos`, chosen by a hash of the file
 name, never trained on) is turned grey with exactly its own Lab lightness, colourized by
@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument(
         "--chroma-gains", default="", help="ab-regression models: gains to try besides their own"
     )
+    parser.add_argument(
+        "--temperatures", default="", help="ab-bins models: temperatures to try besides their own"
+    )
     parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
     parser.add_argument(
         "--picture",
@@ -109,22 +112,28 @@ def main() -> None:
 
     results = [{"model": "grey input", "size": "-", **mean_scores(zip(greys, truths, strict=True))}]
     extra_gains = [float(g) for g in args.chroma_gains.split(",") if g]
+    extra_temperatures = [float(t) for t in args.temperatures.split(",") if t]
     for reference in args.models.split(","):
         own = Colorizer.load(reference)
-        variants = [(reference, own)]
+        variants = [(reference, own, None)]  # label, colorizer, temperature
         if own.formulation.name == "ab-regression":
             for gain in extra_gains:
                 if gain != own.formulation.chroma_gain:
                     variants.append(
-                        (f"{reference}, gain {gain:g}", Colorizer.load(reference, chroma_gain=gain))
-                    )
-        for label, colorizer in variants:
+                        (f"{reference}, gain {gain:g}", Colorizer.load(reference, chroma_gain=gain),
+                         None)
+                    )  # fmt: skip
+        if own.formulation.name == "ab-bins":
+            for temperature in extra_temperatures:
+                if temperature != own.formulation.temperature:
+                    variants.append((f"{reference}, T {temperature:g}", own, temperature))
+        for label, colorizer, temperature in variants:
             for size in (int(s) for s in args.sizes.split(",")):
                 started = time.perf_counter()
                 outputs = []
                 for grey in greys:
                     image = grey[0].permute(1, 2, 0).numpy()
-                    outputs.append(as_tensor(colorizer.colorize(image, size)))
+                    outputs.append(as_tensor(colorizer.colorize(image, size, temperature)))
                 seconds = (time.perf_counter() - started) / len(greys)
                 row = {"model": label, "size": size, "seconds_per_photo": seconds}
                 row.update(mean_scores(zip(outputs, truths, strict=True)))
@@ -144,11 +153,13 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/photos.py --photos path/to/photos --models {args.models} "
         f"--sizes {args.sizes}"
-        + (f" --chroma-gains {args.chroma_gains}`" if args.chroma_gains else "`"),
+        + (f" --chroma-gains {args.chroma_gains}" if args.chroma_gains else "")
+        + (f" --temperatures {args.temperatures}" if args.temperatures else "")
+        + "`",
         "",
         f"{len(held_out)} held-out photos (shorter side 256 px, or their original size when "
         "smaller), made grey with exactly their own Lab lightness, colourized at the working "
-        "size and scored at full size. Rows without a gain use the model's own.",
+        "size and scored at full size. Rows without a gain or a temperature use the model's own.",
         "",
         "| model | working size | PSNR dB | vs grey | SSIM | colourfulness | share of truth "
         "| s / photo |",

@@ -228,6 +228,43 @@ def test_choosing_another_model_colourizes_again_with_it(page):
     assert "Colourized wrasse.jpg" in status
 
 
+def _colour_side(page) -> Image.Image:
+    page.wait_for_function(
+        "() => { const images = [...document.querySelectorAll('#result img')];"
+        " return images.length === 2 && images.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=60_000,
+    )
+    pictures = []
+    for source in page.eval_on_selector_all("#result img", "images => images.map(i => i.src)"):
+        with urllib.request.urlopen(source) as response:
+            pictures.append(Image.open(response).convert("RGB"))
+    return max(pictures, key=_chroma)
+
+
+def test_the_temperature_of_the_vivid_model_changes_the_colours(page):
+    page.set_input_files("#upload input[type=file]", str(sample_photos()[0]))
+    _wait_for_status(page, "photo_unet (ab-regression")
+    page.locator("#model input").click()
+    page.get_by_role("option", name="photo-vivid", exact=True).click()
+    _wait_for_status(page, "photo_unet (ab-bins, torch) at temperature 0.38")
+    usual = _colour_side(page)
+    temperature = page.locator("#temperature input[type=number]")
+    assert temperature.is_enabled()
+    temperature.fill("0.2")
+    temperature.press("Enter")
+    page.locator("#run").click()
+    _wait_for_status(page, "at temperature 0.2 ")
+    cooler = _colour_side(page)
+    assert cooler.size == usual.size
+    # The page shows what the model gives at that temperature (through JPEG), which
+    # differs from what it gave at 0.38.
+    from colorcnn.inference import Colorizer
+
+    expected = Colorizer.load("photo-vivid").colorize(sample_photos()[0], 128, 0.2)
+    assert abs(_chroma(cooler) - _chroma(expected)) < 0.3
+    assert abs(_chroma(cooler) - _chroma(usual)) > 0.5
+
+
 def test_uploads_over_the_limits_are_refused_in_the_page(page, tmp_path: Path):
     # Too many bytes: refused by the upload itself, before the server stores the file.
     noise = np.random.default_rng(0).integers(0, 256, (1600, 1600), dtype=np.uint8)

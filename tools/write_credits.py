@@ -20,9 +20,9 @@ TARGET = Path(__file__).resolve().parent.parent / "src" / "colorcnn" / "weights"
 
 HEADER = """# Credits for the shipped weights and the sample photo
 
-The `photo` weights were trained on the photographs listed below (and on CIFAR-10, by
-Alex Krizhevsky, Vinod Nair and Geoffrey Hinton). The photographs come from Debian
-packages; each keeps its own licence, and the authors named in the credit files below
+The `photo` and `photo-vivid` weights were trained on the photographs listed below (and
+on CIFAR-10, by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton). The photographs come
+from Debian packages; each keeps its own licence, and the authors named in the credit files below
 made them. The course models (`cifar-horse-*`) were trained on CIFAR-10 only.
 
 The bundled sample `samples/wrasse.jpg` is a grey copy of `fish23` (Coris julis, male)

@@ -32,7 +32,9 @@ _INTRO = (
     "this machine."
 )
 _NO_TEMPERATURE = "Only ab-bins models decode with a temperature; this model has none."
-_TEMPERATURE_INFO = "Annealed mean of the colour bins: low is vivid, 1 is the plain mean."
+_TEMPERATURE_INFO = (
+    "How the colour bins are averaged: low follows the likeliest colour, 1 is the plain mean."
+)
 
 
 def require_gradio() -> gradio:
@@ -96,8 +98,9 @@ def build_app(service: DemoService) -> gradio.Blocks:
                 )  # fmt: skip
                 model = gr.Dropdown(
                     choices=service.model_choices(), value=service.default_model,
-                    label="Model", info="photo suits photographs; cifar-horse-* are the "
-                    "course's 32 px horse models.", elem_id="model",
+                    label="Model", info="photo: natural colour; photo-vivid: more colour, "
+                    "set by the temperature; cifar-horse-*: the course's 32 px horse models.",
+                    elem_id="model",
                 )  # fmt: skip
                 temperature = gr.Slider(
                     0.02, 1.0, value=first_temperature or 0.38, step=0.02, label="Temperature",

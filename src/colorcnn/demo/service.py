@@ -181,8 +181,11 @@ class DemoService:
         try:
             self.check_upload(path, shown_name)
             colorizer = self.colorizer(model)
-            if self.default_temperature(model) is None:
+            own_temperature = self.default_temperature(model)
+            if own_temperature is None:
                 temperature = None  # the page's slider does not apply to this model
+            elif temperature is None:
+                temperature = own_temperature
             colorizer.check_temperature(temperature)
             start = time.perf_counter()
             loaded = read_image(path)
@@ -192,9 +195,10 @@ class DemoService:
             download, shown_files = self._keep(colour, grey, shown, path.stem)
         except ColorcnnError as error:
             raise ColorcnnError(str(error).replace(str(path), shown_name)) from None
+        at = "" if temperature is None else f" at temperature {temperature:g}"
         message = (
             f"Colourized {shown_name} ({loaded.width}x{loaded.height} px) with "
-            f"{colorizer.name} in {seconds:.2f} s."
+            f"{colorizer.name}{at} in {seconds:.2f} s."
         )
         if loaded.was_colour:
             message += " The upload had colour; it was made grey first."
