@@ -52,6 +52,30 @@ def test_nearest_colour_on_hand_made_pixels() -> None:
     assert targets.flatten().tolist() == [0, 1, 2, 0]
 
 
+def _brute_force_nearest(rgb: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    pixels = rgb.permute(0, 2, 3, 1).reshape(-1, 3)
+    distances = ((pixels[:, None, :] - palette[None, :, :]) ** 2).sum(dim=-1)
+    return distances.argmin(dim=1).reshape(rgb.shape[0], *rgb.shape[2:]).unsqueeze(1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_nearest_colour_equals_the_brute_force_answer(dtype) -> None:
+    generator = torch.Generator().manual_seed(3)
+    rgb = (torch.randint(0, 256, (40, 3, 16, 16), generator=generator) / 256).to(dtype)
+    palette = torch.rand(24, 3, generator=generator).to(dtype)
+    assert torch.equal(nearest_colour(rgb, palette), _brute_force_nearest(rgb, palette))
+
+
+def test_nearest_colour_tells_apart_colours_a_hair_apart() -> None:
+    # The fast ranking's rounding would confuse these; each colour must still map to itself.
+    # (Without the re-check, 49 of these 256 came back as their neighbour.)
+    generator = torch.Generator().manual_seed(4)
+    base = torch.rand(128, 3, generator=generator)
+    palette = torch.cat((base, base + 1e-4 * torch.randn(128, 3, generator=generator)))
+    image = palette.T.reshape(1, 3, 1, 256)
+    assert torch.equal(nearest_colour(image, palette).flatten(), torch.arange(256))
+
+
 def test_palette_image_maps_indices_back_to_colours() -> None:
     palette = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.5, 0.25]])
     indices = torch.tensor([[[[0, 1], [1, 0]]]])

@@ -17,6 +17,11 @@ DEFAULT_NUM_COLOURS = 24
 DEFAULT_SAMPLE_PIXELS = 200_000
 # Bounds the (pixels x colours) distance matrix to a few tens of MB per chunk.
 _TARGET_CHUNK_PIXELS = 1 << 18
+# Gap between the two best scores, in units of the dtype's rounding of |x|^2 + |c|^2,
+# below which the expanded distance could have swapped them (generous: the error is a few
+# units; TF32 matrix multiplies on CUDA round to about 2^-10, which a float32 bound misses,
+# so CUDA gets the half-precision bound).
+_RANKING_TOLERANCE_ULPS = 64
 
 
 def fit_palette(
@@ -89,16 +94,32 @@ def nearest_colour(rgb: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
         raise ColorcnnError(f"expected RGB images of shape (N, 3, H, W), got {tuple(rgb.shape)}")
     n, _, h, w = rgb.shape
     pixels = rgb.permute(0, 2, 3, 1).reshape(-1, 3)
+    if not pixels.is_floating_point():
+        pixels = pixels.float()
     palette = palette.to(pixels)
     # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, and |x|^2 is the same for every colour: one matrix
-    # multiply instead of a (P, K, 3) difference, 6 times faster. The nearest colour is the
-    # same unless two colours are equally near to within float rounding.
+    # multiply ranks the colours, several times faster than the (P, K, 3) differences. Its
+    # rounding can swap two colours that are nearly equally near, so those few pixels are
+    # decided again by the differences themselves: the result is the exact nearest colour.
     squared_norms = (palette * palette).sum(dim=1)[None]  # (1, K)
+    largest_norm = squared_norms.max()
+    rounding = torch.finfo(pixels.dtype).eps
+    if pixels.device.type == "cuda":
+        rounding = max(rounding, torch.finfo(torch.float16).eps)
+    tolerance = _RANKING_TOLERANCE_ULPS * rounding
     targets = torch.empty(len(pixels), dtype=torch.int64, device=rgb.device)
     for start in range(0, len(pixels), _TARGET_CHUNK_PIXELS):
         chunk = pixels[start : start + _TARGET_CHUNK_PIXELS]
         scores = torch.addmm(squared_norms, chunk, palette.T, alpha=-2.0)  # (P, K)
-        targets[start : start + len(chunk)] = scores.argmin(dim=1)
+        best_two = scores.topk(2, dim=1, largest=False)
+        nearest = best_two.indices[:, 0]
+        margin = best_two.values[:, 1] - best_two.values[:, 0]
+        magnitude = (chunk * chunk).sum(dim=1) + largest_norm
+        close = margin <= tolerance * magnitude
+        if close.any():
+            differences = chunk[close][:, None, :] - palette[None, :, :]
+            nearest[close] = (differences**2).sum(dim=-1).argmin(dim=1)
+        targets[start : start + len(chunk)] = nearest
     return targets.reshape(n, h, w).unsqueeze(1)
 
 
