@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorcnn.color.spaces import lab_to_rgb, rgb_to_lab
+from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.files import atomic_path
 from colorcnn.inference.batch import IMAGE_SUFFIXES
 from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE, Colorizer
-from colorcnn.inference.images import LoadedImage, read_image, save_image
+from colorcnn.inference.images import LoadedImage, read_image, save_image, to_uint8
 from colorcnn.weights import shipped_models
 
 # Results of this many recent requests stay on disk for their download links; older ones
@@ -83,6 +83,11 @@ def _on_white(image: Image.Image, alpha=None) -> Image.Image:
     return background
 
 
+def _own_temperature(colorizer: Colorizer) -> float | None:
+    formulation = colorizer.formulation
+    return float(formulation.temperature) if formulation.name == "ab-bins" else None
+
+
 class DemoService:
     """Colourizes uploads for the page; safe to call from several request threads."""
 
@@ -134,8 +139,7 @@ class DemoService:
     def default_temperature(self, name: str) -> float | None:
         """The model's annealed-mean temperature, or None when it has none (only ab-bins
         models decode with a temperature)."""
-        formulation = self.colorizer(name).formulation
-        return float(formulation.temperature) if formulation.name == "ab-bins" else None
+        return _own_temperature(self.colorizer(name))
 
     def describe(self, name: str) -> str:
         return self.colorizer(name).name
@@ -181,7 +185,7 @@ class DemoService:
         try:
             self.check_upload(path, shown_name)
             colorizer = self.colorizer(model)
-            own_temperature = self.default_temperature(model)
+            own_temperature = _own_temperature(colorizer)
             if own_temperature is None:
                 temperature = None  # the page's slider does not apply to this model
             elif temperature is None:
@@ -227,11 +231,9 @@ class DemoService:
             return grey, shown
         # A colour upload: the result's own lightness without its chroma.
         rgb = torch.from_numpy(np.asarray(shown, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        lab = rgb_to_lab(rgb[None])
-        lab[:, 1:] = 0.0
-        grey = lab_to_rgb(lab)[0].permute(1, 2, 0)
-        grey = (grey * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
-        return Image.fromarray(grey), shown
+        lightness = rgb_to_lab(rgb[None])[:, :1]
+        grey = join_lightness_and_ab(lightness, torch.zeros_like(rgb[None, :2]))
+        return Image.fromarray(to_uint8(grey[0])), shown
 
     def _keep(
         self, colour: Image.Image, grey: Image.Image, shown: Image.Image, stem: str

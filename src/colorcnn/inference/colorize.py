@@ -16,7 +16,7 @@ from colorcnn.color.formulations import Formulation, course_rgb
 from colorcnn.color.palette import check_palette
 from colorcnn.color.spaces import grey_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.images import LoadedImage, load_any, to_pil
+from colorcnn.inference.images import LoadedImage, load_any, to_pil, to_uint8
 from colorcnn.models import create_model
 
 # Shorter side, in pixels, at which the network runs. 128 scored best on the held-out
@@ -142,8 +142,7 @@ class Colorizer:
                 lightness = grey_lightness(band[None])
             else:
                 lightness = rgb_to_lab(band[None])[:, :1]
-            rgb = lab_to_rgb(torch.cat((lightness, ab_band), dim=1))[0].permute(1, 2, 0)
-            output[rows] = (rgb * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+            output[rows] = to_uint8(lab_to_rgb(torch.cat((lightness, ab_band), dim=1))[0])
         return to_pil(output, image.alpha)
 
     def colorize(

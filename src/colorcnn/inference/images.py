@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from colorcnn.errors import ColorcnnError
@@ -140,6 +141,11 @@ def load_any(image: str | Path | Image.Image | np.ndarray) -> LoadedImage:
     raise ColorcnnError(
         f"expected a path, a PIL image or a NumPy array, got {type(image).__name__}"
     )
+
+
+def to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """RGB in [0, 1] (3, H, W) -> rounded 8-bit (H, W, 3), as images are written."""
+    return (rgb.permute(1, 2, 0) * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> Image.Image:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from colorcnn.color.formulations import course_rgb
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.images import LoadedImage, load_any, to_pil
+from colorcnn.inference.images import LoadedImage, load_any, to_pil, to_uint8
 from colorcnn.superres.formulations import SuperResResidual, bicubic_up
 
 # Output tiles (pixels per side) and the context read around them: wider than the course
@@ -66,8 +66,7 @@ class Upscaler:
                 padded = F.pad(window, (0, pad_w, 0, pad_h), mode="replicate")
                 predicted = self.formulation.predict_rgb(self.model(padded), padded)
                 tile = predicted[0, :, top - y0 : bottom - y0, left - x0 : right - x0]
-                pixels = (tile.permute(1, 2, 0) * 255.0).round().clamp(0, 255).to(torch.uint8)
-                output[top:bottom, left:right] = pixels.numpy()
+                output[top:bottom, left:right] = to_uint8(tile)
         alpha = None
         if image.alpha is not None:
             alpha_image = Image.fromarray(image.alpha).resize((width, height), Image.BICUBIC)
