@@ -36,8 +36,10 @@ def keep(model):
     save_file(state, str(out / f"weights_rank{rank}.safetensors"))
 
 
+# 100 training images in batches of 99: the shares are 50 and 49 images, and in the last
+# batch 1 and 0, so one process joins a step with no images at all.
 config = TrainConfig(
-    model="unet", data=data, category="all", epochs=1, batch_size=20, num_colours=6,
+    model="unet", data=data, category="all", epochs=1, batch_size=99, num_colours=6,
     shuffle_each_epoch=True, picture_every=0, out=str(out / "run"),
 )
 fit(config, show_progress=False, finished=keep)
@@ -102,3 +104,46 @@ def test_torchrun_drives_the_command_line(tiny_cifar: Path, tmp_path: Path) -> N
     assert finished.stdout.count("Training unet") == 1  # one voice: rank 0
     assert "x 2 processes" in finished.stdout
     assert (run / "checkpoints" / "best.safetensors").is_file()
+
+
+@pytest.fixture
+def one_process_group(tmp_path: Path):
+    """A real gloo process group of one process, in this process: the all-reduces run, and
+    a global batch is this process's batch, so nn.BatchNorm2d is the reference."""
+    import torch.distributed as dist
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("offset", [0.0, 1000.0])  # a large mean must not cost digits
+def test_shared_batch_norm_equals_batch_norm_on_one_process(
+    one_process_group, layout: torch.memory_format, offset: float
+) -> None:
+    from colorcnn.training.distributed import DistributedBatchNorm2d
+
+    torch.manual_seed(0)
+    # The reference is torch's own batch norm in float64 (in float32, torch's channels-last
+    # kernel is itself 1.6e-4 off at offset 1000, ten times the shared version's error).
+    reference = torch.nn.BatchNorm2d(5).double()
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 2.0)
+        reference.bias.uniform_(-1.0, 1.0)
+    shared = DistributedBatchNorm2d(5)
+    shared.load_state_dict({key: value.float() for key, value in reference.state_dict().items()})
+    x = (torch.randn(6, 5, 7, 9, dtype=torch.float64) * 3 + offset).float()
+    upstream = torch.randn(6, 5, 7, 9)
+    results = []
+    for module, dtype in ((reference, torch.float64), (shared, torch.float32)):
+        given = x.to(dtype).contiguous(memory_format=layout).requires_grad_(True)
+        output = module(given)
+        (output * upstream.to(dtype)).sum().backward()
+        results.append((output, given.grad, module.weight.grad, module.bias.grad))
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(shared.running_mean.double(), reference.running_mean)
+    torch.testing.assert_close(shared.running_var.double(), reference.running_var)
+    assert shared.num_batches_tracked == reference.num_batches_tracked == 1

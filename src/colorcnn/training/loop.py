@@ -123,6 +123,8 @@ def train_one_epoch(
         if group is None:
             loss = formulation.loss(model(batch_inputs), batch_targets)
             value = loss.item()
+            if math.isfinite(value):
+                loss.backward()
         else:
             whole = len(batch_inputs)
             batch_inputs = distributed.share(batch_inputs, group)
@@ -132,7 +134,8 @@ def train_one_epoch(
                 loss = formulation.loss(outputs, batch_targets) * (len(batch_inputs) / whole)
             else:
                 loss = outputs.sum() * 0.0
-            value = distributed.global_sum(loss.item(), inputs.device)
+            loss.backward()
+            value = distributed.sum_gradients_and(model, loss.item())
         if not math.isfinite(value):
             # Stepping on it would poison every weight; the run stops with its last good
             # checkpoint (saved at the end of the previous epoch) untouched.
@@ -140,9 +143,6 @@ def train_one_epoch(
                 f"the training loss became {value} at batch {start // batch_size + 1}; "
                 "the run stops and keeps its last good checkpoint (try a lower --lr)"
             )
-        loss.backward()
-        if group is not None:
-            distributed.sum_gradients(model)
         optimizer.step()
         losses.append(value)
         if progress is not None:
