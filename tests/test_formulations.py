@@ -251,6 +251,26 @@ def test_course_losses(formulations: dict, course_images: torch.Tensor) -> None:
     )
 
 
+@pytest.mark.parametrize("target", ["palette-rgb", "ab-bins"])
+def test_class_losses_are_the_same_on_channels_last_outputs(
+    formulations: dict, course_images: torch.Tensor, target: str
+) -> None:
+    """Channels-last logits take a faster path (softmax over the last dimension of a
+    permuted view); the loss and its gradient must not change."""
+    formulation = formulations[target]
+    targets = formulation.training_targets(course_images)
+    logits = _logits(formulation.out_channels)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        given = logits.clone().contiguous(memory_format=layout).requires_grad_(True)
+        loss = formulation.loss(given, targets)
+        loss.backward()
+        results.append((loss, given.grad))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1])
+    assert results[1][1].is_contiguous(memory_format=torch.channels_last)
+
+
 # --- predictions ----------------------------------------------------------------------------
 
 

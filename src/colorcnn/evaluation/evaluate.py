@@ -42,11 +42,18 @@ class _Totals:
     baseline_ssim: list[torch.Tensor] = field(default_factory=list)
 
     def add_pictures(
-        self, predicted: torch.Tensor, truth: torch.Tensor, full: bool, raw: torch.Tensor | None
+        self,
+        predicted: torch.Tensor,
+        truth: torch.Tensor,
+        full: bool,
+        raw: torch.Tensor | None,
+        truth_colourfulness: torch.Tensor | None = None,
     ) -> None:
         self.psnr.append(metrics.psnr_per_image(predicted, truth))
         self.colourfulness.append(metrics.colourfulness(predicted))
-        self.colourfulness_truth.append(metrics.colourfulness(truth))
+        if truth_colourfulness is None:
+            truth_colourfulness = metrics.colourfulness(truth)
+        self.colourfulness_truth.append(truth_colourfulness)
         if full:
             self.ssim.append(metrics.ssim_per_image(predicted, truth))
             self.ab_errors.append(metrics.ab_errors(predicted, truth).cpu())
@@ -82,12 +89,40 @@ class _Totals:
         return result
 
 
+@dataclass(frozen=True)
+class TrueImages:
+    """What scoring needs of a split's true images, computed once (`prepare`) instead of
+    in every epoch's evaluation: they never change, and finding each true pixel's nearest
+    palette colour alone costs a fifth of an evaluation."""
+
+    rgb: torch.Tensor  # course scale (N, 3, H, W)
+    unit: torch.Tensor  # the same in [0, 1]
+    palette: torch.Tensor  # the palette that `colour_indices` refer to
+    colour_indices: torch.Tensor  # (N, H, W) nearest palette colour of each pixel
+    lightness: torch.Tensor  # (N, 1, H, W) Lab L
+    colourfulness: torch.Tensor  # (N,)
+
+    @classmethod
+    @torch.inference_mode()
+    def prepare(cls, rgb: torch.Tensor, palette: torch.Tensor, batch_size: int = 100):
+        indices, lightness, colourfulness = [], [], []
+        for start in range(0, len(rgb), batch_size):
+            batch = rgb[start : start + batch_size]
+            indices.append(nearest_colour(batch, palette)[:, 0])
+            lightness.append(true_lightness(batch))
+            colourfulness.append(metrics.colourfulness(unit_rgb(batch)))
+        return cls(
+            rgb, unit_rgb(rgb), palette, torch.cat(indices), torch.cat(lightness),
+            torch.cat(colourfulness),
+        )  # fmt: skip
+
+
 @torch.inference_mode()
 def evaluate(
     model: torch.nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
-    truth_rgb: torch.Tensor,
+    truth_rgb: torch.Tensor | TrueImages,
     formulation: Formulation,
     batch_size: int = 100,
     full: bool = False,
@@ -96,36 +131,37 @@ def evaluate(
     and PSNR and colourfulness of the reconstruction with the true lightness (for
     super-resolution, of the prediction itself, beside its baseline's PSNR).
 
-    `truth_rgb` is course-scale RGB (N, 3, H, W). With `full`, also SSIM, the AuC of the
-    ab-error curve (plain and rebalanced) and, where the formulation predicts whole
+    `truth_rgb` is course-scale RGB (N, 3, H, W), or those images already prepared
+    (`TrueImages.prepare`, as training does once per run). With `full`, also SSIM, the AuC
+    of the ab-error curve (plain and rebalanced) and, where the formulation predicts whole
     colours, the PSNR of its raw picture (`psnr_raw`).
     """
+    device = next(model.parameters()).device
+    if not isinstance(truth_rgb, TrueImages):
+        truth_rgb = TrueImages.prepare(truth_rgb.to(device), formulation.palette.to(device))
+    elif not torch.equal(truth_rgb.palette.cpu(), formulation.palette.cpu()):
+        raise ColorcnnError("the true images were prepared with another palette")
+    truth = truth_rgb
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
     totals = _Totals()
     for start in range(0, len(inputs), batch_size):
         batch = slice(start, start + batch_size)
         batch_inputs = inputs[batch].to(device)
-        batch_truth = truth_rgb[batch].to(device)
+        batch_truth, batch_unit = truth.rgb[batch].to(device), truth.unit[batch].to(device)
         outputs = model(batch_inputs)
         totals.losses.append(float(formulation.loss(outputs, targets[batch].to(device))))
-        truth_indices = nearest_colour(batch_truth, formulation.palette)[:, 0]
-        totals.correct += metrics.correct_pixels(
-            formulation.colour_indices(outputs, batch_inputs), truth_indices
-        )
+        lightness = truth.lightness[batch].to(device)
+        indices, predicted, raw = formulation.decode_for_scoring(outputs, batch_inputs, lightness)
+        truth_indices = truth.colour_indices[batch].to(device)
+        totals.correct += metrics.correct_pixels(indices, truth_indices)
         totals.pixels += truth_indices.numel()
-        lightness = true_lightness(batch_truth)
-        predicted = formulation.predict_rgb(outputs, batch_inputs, lightness)
-        raw = None
-        if formulation.name in ("palette-rgb", "rgb-regression"):
-            raw = formulation.predict_rgb(outputs, batch_inputs)
-        totals.add_pictures(predicted, unit_rgb(batch_truth), full, raw)
+        totals.add_pictures(predicted, batch_unit, full, raw, truth.colourfulness[batch])
         if formulation.task == "superres":
             baseline = formulation.baseline_rgb(batch_truth)
-            totals.baseline_psnr.append(metrics.psnr_per_image(baseline, unit_rgb(batch_truth)))
+            totals.baseline_psnr.append(metrics.psnr_per_image(baseline, batch_unit))
             if full:
-                totals.baseline_ssim.append(metrics.ssim_per_image(baseline, unit_rgb(batch_truth)))
+                totals.baseline_ssim.append(metrics.ssim_per_image(baseline, batch_unit))
     model.train(was_training)
     return totals.summary()
 

@@ -63,6 +63,10 @@ class _SuperResolution:
     def describe(self) -> dict:
         return {"name": self.name, "scale": self.scale}
 
+    def decode_for_scoring(self, outputs, inputs, lightness):
+        """The upscaled picture itself: super-resolution keeps no lightness apart."""
+        return self.colour_indices(outputs, inputs), self.predict_rgb(outputs, inputs), None
+
 
 class SuperResPalette(_SuperResolution, PaletteClassification):
     """The course's super-resolution: nearest-upsampled low resolution in, classes out."""

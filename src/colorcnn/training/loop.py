@@ -25,7 +25,7 @@ from colorcnn.color.palette import check_palette, fit_palette, load_palette, pal
 from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
 from colorcnn.data.datasets import load_course_data, resolve_categories
 from colorcnn.errors import ColorcnnError
-from colorcnn.evaluation.evaluate import evaluate
+from colorcnn.evaluation.evaluate import TrueImages, evaluate
 from colorcnn.files import atomic_open, write_json
 from colorcnn.models import create_model, model_entry, model_objective
 from colorcnn.training import checkpoint as ckpt
@@ -337,6 +337,8 @@ def _fit(
     test_targets = _in_chunks(formulation.training_targets, data.test_rgb)
     if config.channels_last:
         train_inputs, test_inputs = fast_layout(train_inputs), fast_layout(test_inputs)
+    # What scoring needs of the true test images, once for the run instead of every epoch.
+    test_truth = TrueImages.prepare(data.test_rgb, formulation.palette, config.batch_size)
 
     model_args: dict = {"kernel": config.kernel, "in_channels": formulation.in_channels}
     model_args["out_channels"] = formulation.out_channels
@@ -421,7 +423,7 @@ def _fit(
                 raise NonFiniteLoss(f"epoch {epoch + 1}: {error}") from None
         train_seconds = time.perf_counter() - started
         scores = evaluate(
-            model, test_inputs, test_targets, data.test_rgb, formulation, config.batch_size
+            model, test_inputs, test_targets, test_truth, formulation, config.batch_size
         )
         record = {
             "epoch": epoch,
