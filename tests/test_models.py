@@ -8,6 +8,7 @@ from torch import nn
 
 from colorcnn.errors import ColorcnnError
 from colorcnn.models import ColourNet, create_model, list_models, model_objective
+from colorcnn.models.blocks import ConcatConv2d
 from colorcnn.models.cnn import CNN
 from colorcnn.models.conv_transpose_net import ConvTransposeNet
 from colorcnn.models.pool_upsample_net import PoolUpsampleNet
@@ -165,3 +166,25 @@ def test_2022_models_resample_before_batch_norm() -> None:
 def test_invalid_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="must be positive"):
         create_model("unet", num_filters=0)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_concat_conv_is_the_convolution_of_the_concatenation(layout) -> None:
+    torch.manual_seed(0)
+    split = ConcatConv2d(25, 24, 3, padding="same").to(memory_format=layout)
+    whole = nn.Conv2d(25, 24, 3, padding="same").to(memory_format=layout)
+    whole.load_state_dict(split.state_dict())
+    grey = torch.randn(4, 1, 8, 8).contiguous(memory_format=layout)
+    colour = torch.randn(4, 24, 8, 8).contiguous(memory_format=layout)
+    upstream = torch.randn(4, 24, 8, 8)
+
+    def run(module, joined: bool):
+        parts = [grey.clone().requires_grad_(True), colour.clone().requires_grad_(True)]
+        output = module(torch.cat(parts, dim=1)) if joined else module(*parts)
+        (output * upstream).sum().backward()
+        return output, parts[0].grad, parts[1].grad, module.weight.grad, module.bias.grad
+
+    for got, want in zip(run(split, False), run(whole, True), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="expected 25 channels in all"):
+        split(grey, grey)

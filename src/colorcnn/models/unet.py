@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from colorcnn.models.base import ColourNet
-from colorcnn.models.blocks import conv_block, downsample, same_conv, upsample
+from colorcnn.models.blocks import concat_conv, conv_block, downsample, upsample
 from colorcnn.models.registry import register_model
 
 
@@ -34,7 +34,7 @@ class UNet(ColourNet):
         self.upconv1 = conv_block(4 * nf, nf, kernel, resample=upsample())
         nc = self.colour_width
         self.upconv2 = conv_block(2 * nf, nc, kernel, resample=upsample())
-        self.finalconv = same_conv(nc + in_channels, nc, kernel)
+        self.finalconv = concat_conv(nc + in_channels, nc, kernel)
 
     @property
     def hyperparameters(self) -> dict[str, int]:
@@ -46,7 +46,7 @@ class UNet(ColourNet):
         out3 = self.rfconv(out2)  # (N, 2NF, H/4, W/4)
         out4 = self.upconv1(torch.cat((out2, out3), dim=1))  # (N, NF, H/2, W/2)
         out5 = self.upconv2(torch.cat((out1, out4), dim=1))  # (N, C, H, W)
-        last = self.finalconv(torch.cat((x, out5), dim=1))  # (N, C, H, W)
+        last = self.finalconv(x, out5)  # of cat(x, out5): (N, C, H, W)
         activations = {"out1": out1, "out2": out2, "out3": out3, "out4": out4, "out5": out5}
         return self._finish(activations, last)
 
