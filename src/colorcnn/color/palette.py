@@ -101,7 +101,7 @@ def nearest_colour(rgb: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
     # multiply ranks the colours, several times faster than the (P, K, 3) differences. Its
     # rounding can swap two colours that are nearly equally near, so those few pixels are
     # decided again by the differences themselves: the result is the exact nearest colour.
-    squared_norms = (palette * palette).sum(dim=1)[None]  # (1, K)
+    squared_norms = (palette * palette).sum(dim=1)[:, None]  # (K, 1)
     largest_norm = squared_norms.max()
     rounding = torch.finfo(pixels.dtype).eps
     if pixels.device.type == "cuda":
@@ -110,10 +110,12 @@ def nearest_colour(rgb: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
     targets = torch.empty(len(pixels), dtype=torch.int64, device=rgb.device)
     for start in range(0, len(pixels), _TARGET_CHUNK_PIXELS):
         chunk = pixels[start : start + _TARGET_CHUNK_PIXELS]
-        scores = torch.addmm(squared_norms, chunk, palette.T, alpha=-2.0)  # (P, K)
-        best_two = scores.topk(2, dim=1, largest=False)
-        nearest = best_two.indices[:, 0]
-        margin = best_two.values[:, 1] - best_two.values[:, 0]
+        # (K, P): the reductions over the colours then run across pixels, and the best two
+        # by min, mask, min take 0.6 of the time of topk(2) over rows of K.
+        scores = torch.addmm(squared_norms, palette, chunk.T, alpha=-2.0)
+        best, nearest = scores.min(dim=0)
+        scores.scatter_(0, nearest[None], float("inf"))
+        margin = scores.amin(dim=0) - best
         magnitude = (chunk * chunk).sum(dim=1) + largest_norm
         close = margin <= tolerance * magnitude
         if close.any():
