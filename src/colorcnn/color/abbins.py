@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
 from colorcnn.color.spaces import L_MAX
 
@@ -104,6 +103,8 @@ class ABBins:
         index = ((self.centres + AB_EXTENT) / BIN_STEP).round().long()  # (Q, 2)
         plane = np.zeros((side, side))
         plane[index[:, 0].numpy(), index[:, 1].numpy()] = prior.double().numpy()
+        from scipy.ndimage import gaussian_filter  # here: only the prior needs scipy
+
         blurred = gaussian_filter(plane, sigma=sigma / BIN_STEP, mode="constant")
         smoothed = torch.from_numpy(blurred[index[:, 0].numpy(), index[:, 1].numpy()])
         return (smoothed / smoothed.sum()).float()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 from colorcnn.errors import ColorcnnError
 
@@ -45,6 +44,10 @@ def fit_palette(
     rng = np.random.RandomState(seed)
     if sample_pixels is not None and len(pixels) > sample_pixels:
         pixels = pixels[rng.choice(len(pixels), size=sample_pixels, replace=False)]
+    # Imported here: scikit-learn takes over a second to import, and only fitting needs it
+    # (colourizing, evaluating and the demo start that much sooner).
+    from sklearn.cluster import KMeans
+
     kmeans = KMeans(n_clusters=num_colours, n_init=4, random_state=seed).fit(pixels)
     centres = kmeans.cluster_centers_
     order = np.argsort(centres.sum(axis=1), kind="stable")
