@@ -118,32 +118,54 @@ def one_process_group(tmp_path: Path):
     dist.destroy_process_group()
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("offset", [0.0, 1000.0])  # a large mean must not cost digits
 def test_shared_batch_norm_equals_batch_norm_on_one_process(
-    one_process_group, layout: torch.memory_format, offset: float
+    one_process_group, layout: torch.memory_format, offset: float, affine: bool, device: str
 ) -> None:
     from colorcnn.training.distributed import DistributedBatchNorm2d
 
     torch.manual_seed(0)
     # The reference is torch's own batch norm in float64 (in float32, torch's channels-last
     # kernel is itself 1.6e-4 off at offset 1000, ten times the shared version's error).
-    reference = torch.nn.BatchNorm2d(5).double()
-    with torch.no_grad():
-        reference.weight.uniform_(0.5, 2.0)
-        reference.bias.uniform_(-1.0, 1.0)
-    shared = DistributedBatchNorm2d(5)
+    reference = torch.nn.BatchNorm2d(5, affine=affine).double().to(device)
+    if affine:
+        with torch.no_grad():
+            reference.weight.uniform_(0.5, 2.0)
+            reference.bias.uniform_(-1.0, 1.0)
+    shared = DistributedBatchNorm2d(5, affine=affine).to(device)
     shared.load_state_dict({key: value.float() for key, value in reference.state_dict().items()})
-    x = (torch.randn(6, 5, 7, 9, dtype=torch.float64) * 3 + offset).float()
-    upstream = torch.randn(6, 5, 7, 9)
+    x = (torch.randn(6, 5, 7, 9, dtype=torch.float64) * 3 + offset).float().to(device)
+    upstream = torch.randn(6, 5, 7, 9, device=device)
     results = []
     for module, dtype in ((reference, torch.float64), (shared, torch.float32)):
         given = x.to(dtype).contiguous(memory_format=layout).requires_grad_(True)
         output = module(given)
         (output * upstream.to(dtype)).sum().backward()
-        results.append((output, given.grad, module.weight.grad, module.bias.grad))
+        grads = (module.weight.grad, module.bias.grad) if affine else ()
+        results.append((output, given.grad, *grads))
     for got, want in zip(results[1], results[0], strict=True):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(shared.running_mean.double(), reference.running_mean)
-    torch.testing.assert_close(shared.running_var.double(), reference.running_var)
+    # Running statistics are float32 against float64: equal to float32's resolution.
+    for got, want in ((shared.running_mean, reference.running_mean),
+                      (shared.running_var, reference.running_var)):  # fmt: skip
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
     assert shared.num_batches_tracked == reference.num_batches_tracked == 1
+
+
+def test_gradients_are_summed_with_the_loss_and_missing_ones_are_zero(one_process_group) -> None:
+    from colorcnn.training.distributed import sum_gradients_and
+
+    model = torch.nn.Linear(3, 2)
+    unused = torch.nn.Parameter(torch.ones(4))
+    model.register_parameter("unused", unused)
+    model(torch.ones(5, 3)).sum().backward()
+    expected = model.weight.grad.clone()
+    assert sum_gradients_and(model, 2.5) == 2.5  # one process: the sum is its own
+    torch.testing.assert_close(model.weight.grad, expected)
+    assert torch.equal(unused.grad, torch.zeros(4))  # every process sends the same length

@@ -188,3 +188,15 @@ def test_concat_conv_is_the_convolution_of_the_concatenation(layout) -> None:
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="expected 25 channels in all"):
         split(grey, grey)
+
+
+def test_photo_unet_takes_an_empty_batch() -> None:
+    """Under torchrun a process's share of a small last batch can be empty."""
+    model = create_model("photo_unet", out_channels=2).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(0, 1, 64, 64)).shape == (0, 2, 64, 64)
+
+
+def test_concat_conv_refuses_what_it_does_not_compute() -> None:
+    with pytest.raises(ValueError, match="groups=1 and zero padding"):
+        ConcatConv2d(4, 4, 3, groups=2)

@@ -65,8 +65,8 @@ def channel_log_softmax(outputs: torch.Tensor) -> torch.Tensor:
 def pixel_cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of logits (N, C, H, W) against class indices (N, H, W)."""
     pixels = _pixels_last(outputs)
-    if pixels is None:
-        return F.cross_entropy(outputs, targets)
+    if pixels is None or targets.shape != pixels.shape[:3]:
+        return F.cross_entropy(outputs, targets)  # which also reports wrong shapes
     return F.cross_entropy(pixels.reshape(-1, outputs.shape[1]), targets.reshape(-1))
 
 

@@ -89,14 +89,13 @@ class _Totals:
         return result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrueImages:
     """What scoring needs of a split's true images, computed once (`prepare`) instead of
     in every epoch's evaluation: they never change, and finding each true pixel's nearest
     palette colour alone costs a fifth of an evaluation."""
 
     rgb: torch.Tensor  # course scale (N, 3, H, W)
-    unit: torch.Tensor  # the same in [0, 1]
     palette: torch.Tensor  # the palette that `colour_indices` refer to
     colour_indices: torch.Tensor  # (N, H, W) nearest palette colour of each pixel
     lightness: torch.Tensor  # (N, 1, H, W) Lab L
@@ -111,10 +110,7 @@ class TrueImages:
             indices.append(nearest_colour(batch, palette)[:, 0])
             lightness.append(true_lightness(batch))
             colourfulness.append(metrics.colourfulness(unit_rgb(batch)))
-        return cls(
-            rgb, unit_rgb(rgb), palette, torch.cat(indices), torch.cat(lightness),
-            torch.cat(colourfulness),
-        )  # fmt: skip
+        return cls(rgb, palette, torch.cat(indices), torch.cat(lightness), torch.cat(colourfulness))
 
 
 @torch.inference_mode()
@@ -148,7 +144,8 @@ def evaluate(
     for start in range(0, len(inputs), batch_size):
         batch = slice(start, start + batch_size)
         batch_inputs = inputs[batch].to(device)
-        batch_truth, batch_unit = truth.rgb[batch].to(device), truth.unit[batch].to(device)
+        batch_truth = truth.rgb[batch].to(device)
+        batch_unit = unit_rgb(batch_truth)
         outputs = model(batch_inputs)
         totals.losses.append(float(formulation.loss(outputs, targets[batch].to(device))))
         lightness = truth.lightness[batch].to(device)

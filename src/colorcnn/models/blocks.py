@@ -26,6 +26,11 @@ class ConcatConv2d(nn.Conv2d):
     of oneDNN's kernels, whose backward pass is slowest for such widths.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.groups != 1 or self.padding_mode != "zeros":
+            raise ValueError("ConcatConv2d supports groups=1 and zero padding only")
+
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         widths = [part.shape[1] for part in inputs]
         if sum(widths) != self.in_channels:

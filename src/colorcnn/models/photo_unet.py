@@ -71,7 +71,11 @@ class PhotoUNet(ColourNet):
             )
         activations: dict[str, torch.Tensor] = {}
         skips = []
-        features = F.pixel_unshuffle(x, self.UNSHUFFLE)
+        if len(x):
+            features = F.pixel_unshuffle(x, self.UNSHUFFLE)
+        else:  # torch returns an empty batch unchanged; a process's share can be empty
+            r = self.UNSHUFFLE
+            features = x.new_empty(0, x.shape[1] * r * r, height // r, width // r)
         for level, encoder in enumerate(self.encoders):
             if level > 0:
                 features = self.pool(features)

@@ -59,25 +59,36 @@ def share(batch: torch.Tensor, group: Group) -> torch.Tensor:
 
 def sum_gradients_and(model: nn.Module, value: float) -> float:
     """Sum every gradient over the processes, together with `value` (this process's loss),
-    in ONE all-reduce, and return the summed value.
+    in ONE all-reduce (in float64), and return the summed value.
 
     One call per step instead of one per weight: each all-reduce waits for the slowest
-    process, and on a CPU the processes share the cores, so fewer waits is faster."""
-    gradients = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in gradients] + [gradients[0].new_tensor([value])])
+    process, and on a CPU the processes share the cores, so fewer waits is faster. Every
+    trainable weight takes part, with a zero gradient where it has none, so that all
+    processes send buffers of the same length."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+    device = parameters[0].device if parameters else torch.device("cpu")
+    flat = torch.cat(
+        [p.grad.reshape(-1).double() for p in parameters]
+        + [torch.tensor([value], dtype=torch.float64, device=device)]
+    )
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     offset = 0
-    for gradient in gradients:
-        gradient.copy_(flat[offset : offset + gradient.numel()].view(gradient.shape))
-        offset += gradient.numel()
+    for parameter in parameters:
+        size = parameter.grad.numel()
+        parameter.grad.copy_(flat[offset : offset + size].view(parameter.grad.shape))
+        offset += size
     return float(flat[-1].item())
 
 
 class _GlobalBatchNorm(torch.autograd.Function):
     """Batch norm in training mode over the union of every process's batch.
 
-    Forward: each process reduces its part to (count, sum, sum of squares) about its own
-    mean, one all-reduce combines them in float64, and torch's fused eval-mode batch norm
+    Forward: each process reduces its part to (count, sum, sum of squares), from its own
+    mean and variance (Welford), one all-reduce combines them in float64, and torch's fused
+    eval-mode batch norm
     normalizes with the global statistics. Backward: torch's fused eval-mode backward gives
     the gradient with the statistics held fixed plus this process's sums of g and g * x_hat;
     one all-reduce makes those global, and one fused pass adds the statistics' share of the
@@ -109,17 +120,20 @@ class _GlobalBatchNorm(torch.autograd.Function):
             output = x.clone()
         ctx.save_for_backward(x, weight, mean, variance)
         ctx.eps, ctx.total = eps, total
-        statistics = (mean.clone(), global_variance.to(x.dtype), total.to(x.dtype))
+        # The pixel count stays in float32: in float16 it would overflow past 65504.
+        statistics = (mean.clone(), global_variance.to(x.dtype), total.float())
         ctx.mark_non_differentiable(*statistics)
         return (output, *statistics)
 
     @staticmethod
     def backward(ctx, grad_output, *_unused):
         x, weight, mean, variance = ctx.saved_tensors
+        invstd = (variance + ctx.eps).rsqrt()
         if x.numel():
+            # The statistics go in as saved ones too: CUDA's channels-last kernel needs them.
             grad_input, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
                 grad_output.contiguous(memory_format=_layout_of(x)), x, weight, mean, variance,
-                None, None, False, ctx.eps, [True, True, True],
+                mean, invstd, False, ctx.eps, [True, True, True],
             )  # fmt: skip
         else:
             grad_input = torch.zeros_like(x)
@@ -127,10 +141,8 @@ class _GlobalBatchNorm(torch.autograd.Function):
         # grad_bias = sum of g, grad_weight = sum of g * x_hat, over this process's pixels
         sums = torch.cat((grad_bias, grad_weight))
         dist.all_reduce(sums, op=dist.ReduceOp.SUM)
-        total = ctx.total.to(x.dtype)
         sum_g, sum_g_xhat = sums.chunk(2)
-        invstd = (variance + ctx.eps).rsqrt()
-        per_channel = weight * invstd / total
+        per_channel = (weight * invstd / ctx.total).to(x.dtype)
         slope = per_channel * invstd * sum_g_xhat  # share through the variance
         offset = per_channel * sum_g - mean * slope  # share through the mean
         shape = (1, -1, 1, 1)
@@ -155,13 +167,14 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
-        weight = self.weight if self.affine else torch.ones_like(self.running_var)
-        bias = self.bias if self.affine else torch.zeros_like(self.running_var)
+        weight = self.weight if self.affine else x.new_ones(self.num_features)
+        bias = self.bias if self.affine else x.new_zeros(self.num_features)
         output, mean, variance, total = _GlobalBatchNorm.apply(x, weight, bias, self.eps)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                unbiased = variance * total / (total - 1).clamp(min=1)
+                correction = total / (total - 1).clamp(min=1)
+                unbiased = (variance.float() * correction).to(self.running_var.dtype)
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(unbiased, self.momentum)
         return output
