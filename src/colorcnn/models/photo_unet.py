@@ -71,7 +71,14 @@ class PhotoUNet(ColourNet):
             )
         activations: dict[str, torch.Tensor] = {}
         skips = []
-        features = _pixel_unshuffle(x, self.UNSHUFFLE)
+        # torch returns an empty batch unchanged, and under torchrun a process's share of a
+        # small last batch can be empty. The export check comes first: testing the batch
+        # size while exporting would fix the ONNX graph's batch size.
+        if torch.onnx.is_in_onnx_export() or x.shape[0]:
+            features = F.pixel_unshuffle(x, self.UNSHUFFLE)
+        else:
+            r = self.UNSHUFFLE
+            features = x.new_empty(0, x.shape[1] * r * r, height // r, width // r)
         for level, encoder in enumerate(self.encoders):
             if level > 0:
                 features = self.pool(features)
@@ -86,16 +93,6 @@ class PhotoUNet(ColourNet):
             self.finalconv(features), size=(height, width), mode="bilinear", align_corners=False
         )
         return self._finish(activations, last)
-
-
-def _pixel_unshuffle(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """F.pixel_unshuffle, written out: torch's returns an empty batch unchanged (a process's
-    share of a small last batch under torchrun can be empty), and a test of the batch size
-    instead would fix the batch size of an exported ONNX graph."""
-    n, c, h, w = x.shape
-    rows, columns = h // factor, w // factor
-    blocks = x.reshape(n, c, rows, factor, columns, factor).permute(0, 1, 3, 5, 2, 4)
-    return blocks.reshape(n, c * factor * factor, rows, columns)
 
 
 @register_model
