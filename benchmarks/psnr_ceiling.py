@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 from colorcnn.color.formulations import unit_rgb  # noqa: E402
-from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab  # noqa: E402
+from colorcnn.color.spaces import course_grey, join_lightness_and_ab, rgb_to_lab  # noqa: E402
 from colorcnn.data.datasets import DataSettings, load_course_data  # noqa: E402
 from colorcnn.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
 from colorcnn.evaluation.metrics import colourfulness, psnr_per_image  # noqa: E402
@@ -64,7 +64,7 @@ def main() -> None:
     train_ab = rgb_to_lab(unit_rgb(data.train_rgb))[:, 1:].mean(dim=(0, 2, 3), keepdim=True)
 
     rows: list[tuple[str, dict[str, float]]] = []
-    grey_rgb = truth.mean(dim=1, keepdim=True).expand_as(truth)  # the course's grey input
+    grey_rgb = course_grey(truth).expand_as(truth)  # the course's grey input
     rows.append(("course grey (mean of R, G, B)", {
         "psnr": psnr_per_image(grey_rgb, truth).mean().item(), "colourfulness": 0.0}))  # fmt: skip
     rows.append(("grey: true L, no chroma", score(truth, lightness, torch.zeros_like(ab))))

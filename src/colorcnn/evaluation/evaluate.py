@@ -133,11 +133,12 @@ def evaluate(
     colours, the PSNR of its raw picture (`psnr_raw`).
     """
     device = next(model.parameters()).device
-    if not isinstance(truth_rgb, TrueImages):
-        truth_rgb = TrueImages.prepare(truth_rgb.to(device), formulation.palette.to(device))
-    elif not torch.equal(truth_rgb.palette.cpu(), formulation.palette.cpu()):
-        raise ColorcnnError("the true images were prepared with another palette")
-    truth = truth_rgb
+    if isinstance(truth_rgb, TrueImages):
+        truth = truth_rgb
+        if not torch.equal(truth.palette.cpu(), formulation.palette.cpu()):
+            raise ColorcnnError("the true images were prepared with another palette")
+    else:
+        truth = TrueImages.prepare(truth_rgb.to(device), formulation.palette.to(device))
     was_training = model.training
     model.eval()
     totals = _Totals()
@@ -195,17 +196,22 @@ def evaluate_baselines(
         "mean_training_colour": with_chroma(mean_ab),
         "course_grey": course_grey_picture,
     }
+    prepared = TrueImages.prepare(truth_rgb, palette, batch_size)  # once for every baseline
     results = {}
     for name, predict in baselines.items():
         totals = _Totals()
         for start in range(0, len(truth_rgb), batch_size):
-            truth = truth_rgb[start : start + batch_size]
+            batch = slice(start, start + batch_size)
+            truth = truth_rgb[batch]
             predicted = predict(truth)
             predicted_indices = nearest_colour(course_rgb(predicted), palette)[:, 0]
-            truth_indices = nearest_colour(truth, palette)[:, 0]
+            truth_indices = prepared.colour_indices[batch]
             totals.correct += metrics.correct_pixels(predicted_indices, truth_indices)
             totals.pixels += truth_indices.numel()
-            totals.add_pictures(predicted, unit_rgb(truth), full=True, raw=None)
+            totals.add_pictures(
+                predicted, unit_rgb(truth), full=True, raw=None,
+                truth_colourfulness=prepared.colourfulness[batch],
+            )  # fmt: skip
         results[name] = totals.summary()
     return results
 

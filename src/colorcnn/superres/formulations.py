@@ -51,7 +51,6 @@ class _SuperResolution:
     """What both protocols share: a colour input, a scale, and the scale in checkpoints."""
 
     task = "superres"
-    scores_own_picture = False  # the upscaled picture is the only one
 
     def __init__(self, palette: torch.Tensor, scale: int = COURSE_SCALE):
         super().__init__(palette)

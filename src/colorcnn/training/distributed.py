@@ -88,12 +88,12 @@ class _GlobalBatchNorm(torch.autograd.Function):
 
     Forward: each process reduces its part to (count, sum, sum of squares), from its own
     mean and variance (Welford), one all-reduce combines them in float64, and torch's fused
-    eval-mode batch norm
-    normalizes with the global statistics. Backward: torch's fused eval-mode backward gives
-    the gradient with the statistics held fixed plus this process's sums of g and g * x_hat;
-    one all-reduce makes those global, and one fused pass adds the statistics' share of the
-    input gradient. Two all-reduces per layer and step, and the element-wise work of
-    torch's own batch norm: the same arithmetic as nn.BatchNorm2d on the whole batch."""
+    eval-mode batch norm normalizes with the global statistics. Backward: torch's fused
+    eval-mode backward gives the gradient with the statistics held fixed plus this
+    process's sums of g and g * x_hat; one all-reduce makes those global, and one fused
+    pass adds the statistics' share of the input gradient. Two all-reduces per layer and
+    step, and the element-wise work of torch's own batch norm: the same arithmetic as
+    nn.BatchNorm2d on the whole batch."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps: float):
