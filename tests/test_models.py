@@ -11,6 +11,7 @@ from colorcnn.models import ColourNet, create_model, list_models, model_objectiv
 from colorcnn.models.blocks import ConcatConv2d
 from colorcnn.models.cnn import CNN
 from colorcnn.models.conv_transpose_net import ConvTransposeNet
+from colorcnn.models.folding import fold_batch_norm
 from colorcnn.models.pool_upsample_net import PoolUpsampleNet
 from colorcnn.models.unet import UNet
 
@@ -79,6 +80,50 @@ def test_activations_are_exposed_in_order(name: str) -> None:
     assert torch.equal(activations["output"], model(x))
     for tensor in activations.values():
         assert tensor.shape[0] == 2 and torch.isfinite(tensor).all()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_folded_batch_norm_computes_the_same_function(name: str, layout) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).to(memory_format=layout)
+    with torch.no_grad():  # running statistics and affine weights far from their start
+        for _ in range(3):
+            model(3 * torch.rand(6, 1, 32, 32) + 1)
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(-2, 2)
+                module.bias.uniform_(-1, 1)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    folded = fold_batch_norm(model)
+    x = torch.rand(2, 1, 32, 32).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        expected = model.eval()(x)
+        got = folded(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.abs().max())
+    for key, value in model.state_dict().items():  # the model itself is left alone
+        assert torch.equal(value, before[key]), key
+    norms_after_conv = [
+        (first, second)
+        for sequence in folded.modules()
+        if isinstance(sequence, nn.Sequential)
+        for first, second in zip(sequence, list(sequence)[1:], strict=False)
+        if isinstance(first, nn.Conv2d | nn.ConvTranspose2d) and isinstance(second, nn.BatchNorm2d)
+    ]
+    assert norms_after_conv == []
+    if layout == torch.channels_last:
+        weight = next(p for p in folded.parameters() if p.ndim == 4)
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_folding_changes_the_layers_that_follow_a_convolution() -> None:
+    folded = fold_batch_norm(create_model("cnn"))
+    first_block = folded.downconv1
+    assert [type(layer) for layer in first_block] == [nn.Conv2d, nn.Identity, nn.ReLU, nn.MaxPool2d]
+    assert first_block[2].inplace
+    # 2022 blocks pool between the convolution and the batch norm: nothing folds there.
+    kept = fold_batch_norm(create_model("pool_upsample_net"))
+    assert any(isinstance(layer, nn.BatchNorm2d) for layer in kept.modules())
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)

@@ -22,6 +22,7 @@ from colorcnn.color.palette import nearest_colour
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.evaluation import metrics
+from colorcnn.models.folding import fold_batch_norm
 
 
 @dataclass
@@ -139,18 +140,19 @@ def evaluate(
             raise ColorcnnError("the true images were prepared with another palette")
     else:
         truth = TrueImages.prepare(truth_rgb.to(device), formulation.palette.to(device))
-    was_training = model.training
-    model.eval()
+    network = fold_batch_norm(model)  # the same function, faster; `model` stays as it is
     totals = _Totals()
     for start in range(0, len(inputs), batch_size):
         batch = slice(start, start + batch_size)
         batch_inputs = inputs[batch].to(device)
         batch_truth = truth.rgb[batch].to(device)
         batch_unit = unit_rgb(batch_truth)
-        outputs = model(batch_inputs)
+        outputs = network(batch_inputs)
         totals.losses.append(float(formulation.loss(outputs, targets[batch].to(device))))
         lightness = truth.lightness[batch].to(device)
-        indices, predicted, raw = formulation.decode_for_scoring(outputs, batch_inputs, lightness)
+        indices, predicted, raw = formulation.decode_for_scoring(
+            outputs, batch_inputs, lightness, own_picture=full
+        )
         truth_indices = truth.colour_indices[batch].to(device)
         totals.correct += metrics.correct_pixels(indices, truth_indices)
         totals.pixels += truth_indices.numel()
@@ -160,7 +162,6 @@ def evaluate(
             totals.baseline_psnr.append(metrics.psnr_per_image(baseline, batch_unit))
             if full:
                 totals.baseline_ssim.append(metrics.ssim_per_image(baseline, batch_unit))
-    model.train(was_training)
     return totals.summary()
 
 

@@ -18,6 +18,7 @@ from colorcnn.color.spaces import grey_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.images import LoadedImage, load_any, to_pil, to_uint8
 from colorcnn.models import create_model
+from colorcnn.models.folding import fold_batch_norm
 
 # Shorter side, in pixels, at which the network runs. 128 scored best on the held-out
 # photos for the shipped models (docs/results.md): the photo model learnt from 128 px crops.
@@ -76,7 +77,7 @@ class Colorizer:
             info = model.info
         elif backend == "torch":
             loaded = load_checkpoint(checkpoint, prefer="best")
-            model = build_model(loaded).eval()
+            model = fold_batch_norm(build_model(loaded))
             info = loaded.info
         else:
             raise ColorcnnError(f"unknown backend {backend!r}; expected torch or onnx")

@@ -18,7 +18,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from colorcnn.color.formulations import Formulation, PaletteClassification, unit_rgb
+from colorcnn.color.formulations import (
+    Formulation,
+    PaletteClassification,
+    best_class,
+    unit_rgb,
+)
 from colorcnn.color.palette import nearest_colour, palette_image
 from colorcnn.errors import ColorcnnError
 
@@ -63,7 +68,7 @@ class _SuperResolution:
     def describe(self) -> dict:
         return {"name": self.name, "scale": self.scale}
 
-    def decode_for_scoring(self, outputs, inputs, lightness):
+    def decode_for_scoring(self, outputs, inputs, lightness, own_picture=True):
         """The upscaled picture itself: super-resolution keeps no lightness apart."""
         return self.colour_indices(outputs, inputs), self.predict_rgb(outputs, inputs), None
 
@@ -77,7 +82,7 @@ class SuperResPalette(_SuperResolution, PaletteClassification):
         return F.interpolate(pooled(rgb, self.scale), scale_factor=self.scale, mode="nearest")
 
     def predict_rgb(self, outputs, inputs, lightness=None):
-        return unit_rgb(palette_image(outputs.argmax(dim=1), self.palette))
+        return unit_rgb(palette_image(best_class(outputs), self.palette))
 
     def baseline_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         """The course's bilinear baseline: quantized truth, pooled, upsampled bilinearly."""
