@@ -10,13 +10,14 @@ model's network (128 px crops, batch 64, ab-regression):
 - (a) a plain eager PyTorch training step (NCHW, Adam, no compilation), kept here as the
   reference;
 - (b) colorcnn's own training step (`colorcnn.training.loop.train_one_epoch` over resident
-  tensors);
+  tensors, with `colorcnn train`'s deterministic kernels and fused Adam);
 
 each as images/s, the ratio b/a, the achieved GFLOP/s from `colorcnn summary`'s
 multiply-add count (x2 for FLOPs, x3 for forward and backward), and the share of the
 matmul rate. Then evaluation (`colorcnn.evaluation.evaluate`, channels-last as in training,
 metrics included) and the network's pass alone, in images/s and as a share of the
-matmul rate, and colourizing a 1-megapixel photo end to end. Results go into
+matmul rate (the network with batch norm folded, as evaluation runs it), and colourizing
+a 1-megapixel photo end to end. Results go into
 docs/results.md and benchmarks/results/speed.json.
 """
 
@@ -42,7 +43,8 @@ from colorcnn.color.formulations import build_formulation  # noqa: E402
 from colorcnn.evaluation.evaluate import TrueImages, evaluate  # noqa: E402
 from colorcnn.inference import Colorizer  # noqa: E402
 from colorcnn.models import create_model  # noqa: E402
-from colorcnn.training.loop import fast_layout, train_one_epoch  # noqa: E402
+from colorcnn.models.folding import fold_batch_norm  # noqa: E402
+from colorcnn.training.loop import fast_layout, set_determinism, train_one_epoch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CASES = (  # model, side, batch, target
@@ -83,13 +85,17 @@ def reference_step_rate(model, inputs, targets, loss_fn, batch: int, steps: int)
 
 
 def project_step_rate(model, inputs, targets, formulation, batch: int) -> float:
-    """What `colorcnn train` runs: its memory layout, then its epoch function."""
+    """What `colorcnn train` runs: its default deterministic kernels, memory layout and
+    optimizer, then its epoch function."""
+    set_determinism(True)
     model, inputs = fast_layout(model), fast_layout(inputs)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     train_one_epoch(model, optimizer, inputs[:batch], targets[:batch], formulation, batch)
     started = time.perf_counter()
     train_one_epoch(model, optimizer, inputs, targets, formulation, batch)
-    return len(inputs) / (time.perf_counter() - started)
+    rate = len(inputs) / (time.perf_counter() - started)
+    set_determinism(False)  # the reference step runs with torch's defaults
+    return rate
 
 
 def main() -> None:
@@ -135,11 +141,12 @@ def main() -> None:
         # alone (inference mode, same batches). Medians of three after one warm-up.
         model, layout_inputs = fast_layout(fresh().eval()), fast_layout(inputs)
         truth = TrueImages.prepare(rgb, formulation.palette, batch)
+        network = fold_batch_norm(model)  # what evaluation runs
 
-        def network_pass(model=model, layout_inputs=layout_inputs, batch=batch):
+        def network_pass(network=network, layout_inputs=layout_inputs, batch=batch):
             with torch.inference_mode():
                 for start in range(0, len(layout_inputs), batch):
-                    model(layout_inputs[start : start + batch])
+                    network(layout_inputs[start : start + batch])
 
         evaluation_seconds, pass_seconds = [], []
         for turn in range(4):

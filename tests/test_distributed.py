@@ -27,7 +27,7 @@ out, data = Path(sys.argv[1]), sys.argv[2]
 # Plain SGD instead of Adam for this comparison: Adam's first steps are sign(gradient),
 # which turns rounding noise in near-zero gradients into full steps; SGD keeps the
 # comparison about the gradients themselves.
-torch.optim.Adam = lambda parameters, lr: torch.optim.SGD(parameters, lr=0.05)
+torch.optim.Adam = lambda parameters, lr, **_: torch.optim.SGD(parameters, lr=0.05)
 
 
 def keep(model):

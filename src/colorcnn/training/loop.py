@@ -248,6 +248,19 @@ def _check_image_side(config: TrainConfig) -> None:
         )
 
 
+def _give_state_the_layout_of_the_weights(optimizer: torch.optim.Optimizer) -> None:
+    """Checkpoints hold the optimizer's moments in the standard layout, and a channels-last
+    weight's moments must be channels-last again: torch's fused Adam reads a moment's memory
+    in its weight's order, whatever the moment's own strides (a resumed run then drifted
+    from the unbroken one)."""
+    for group in optimizer.param_groups:
+        for weight in group["params"]:
+            state = optimizer.state.get(weight, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == weight.shape:
+                    state[key] = torch.empty_like(weight).copy_(value)
+
+
 def check_run_folder(folder: Path) -> None:
     if not Path(folder).is_dir():
         raise ColorcnnError(f"--resume expects a run folder made by `colorcnn train`, got {folder}")
@@ -372,7 +385,10 @@ def _fit(
         model = fast_layout(model)
     if group is not None:  # before the optimizer, which holds the parameters
         distributed.share_batch_norm(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # One fused kernel for every weight's update instead of a loop over them (1.5 -> 0.4 ms a
+    # step for the UNet, 11 -> 2.7 ms for the PhotoUNet on 2 cores).
+    fused = device.type in ("cpu", "cuda")  # where torch has the fused kernel
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
 
     history: list[dict] = []
     best_val_loss = float("inf")
@@ -385,6 +401,7 @@ def _fit(
         try:
             model.load_state_dict(resumed.model_state)
             optimizer.load_state_dict(resumed.optimizer_state)
+            _give_state_the_layout_of_the_weights(optimizer)
             if resumed.torch_rng_state is not None:
                 torch.set_rng_state(resumed.torch_rng_state)
             history = resumed.info["history"]
