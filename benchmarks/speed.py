@@ -14,11 +14,11 @@ model's network (128 px crops, batch 64, ab-regression):
 
 each as images/s, the ratio b/a, the achieved GFLOP/s from `colorcnn summary`'s
 multiply-add count (x2 for FLOPs, x3 for forward and backward), and the share of the
-matmul rate. Then evaluation (`colorcnn.evaluation.evaluate`, channels-last as in training,
-metrics included) and the network's pass alone, in images/s and as a share of the
-matmul rate (the network with batch norm folded, as evaluation runs it), and colourizing
-a 1-megapixel photo end to end. Results go into
-docs/results.md and benchmarks/results/speed.json.
+matmul rate measured around the same steps. Then evaluation (`colorcnn.evaluation.evaluate`,
+channels-last as in training, metrics included) and the network's pass alone (with batch
+norm folded, as evaluation runs it), in images/s and as a share of the matmul rate, and
+colourizing a 1-megapixel photo end to end. Results go into docs/results.md and
+benchmarks/results/speed.json.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ CASES = (  # model, side, batch, target
 )
 
 
-ROUNDS = 3  # turns of (a) and (b) per model
+ROUNDS = 5  # rounds of alternating (a) and (b) steps per model, each between matmuls
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -66,8 +66,8 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def reference_step_rate(model, inputs, targets, loss_fn, batch: int, steps: int) -> float:
-    """A plain training loop as anyone would write it."""
+def reference_step(model, inputs, targets, loss_fn, batch: int):
+    """A plain training loop as anyone would write it; returns its step(index)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
 
@@ -77,25 +77,29 @@ def reference_step_rate(model, inputs, targets, loss_fn, batch: int, steps: int)
         loss_fn(model(inputs[part]), targets[part]).backward()
         optimizer.step()
 
-    step(0)  # warm-up
-    started = time.perf_counter()
-    for index in range(steps):
-        step(index)
-    return steps * batch / (time.perf_counter() - started)
+    return step
 
 
-def project_step_rate(model, inputs, targets, formulation, batch: int) -> float:
-    """What `colorcnn train` runs: its default deterministic kernels, memory layout and
-    optimizer, then its epoch function."""
-    set_determinism(True)
+def project_step(model, inputs, targets, formulation, batch: int):
+    """What `colorcnn train` runs: its memory layout and fused Adam, then its epoch
+    function over one batch; returns its step(index)."""
     model, inputs = fast_layout(model), fast_layout(inputs)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    train_one_epoch(model, optimizer, inputs[:batch], targets[:batch], formulation, batch)
+
+    def step(index: int) -> None:
+        part = slice((index * batch) % len(inputs), (index * batch) % len(inputs) + batch)
+        train_one_epoch(model, optimizer, inputs[part], targets[part], formulation, batch)
+
+    return step
+
+
+def timed(step, index: int, deterministic: bool) -> float:
+    """Seconds of one step; `colorcnn train` runs deterministic kernels by default, the
+    reference torch's defaults."""
+    set_determinism(deterministic)
     started = time.perf_counter()
-    train_one_epoch(model, optimizer, inputs, targets, formulation, batch)
-    rate = len(inputs) / (time.perf_counter() - started)
-    set_determinism(False)  # the reference step runs with torch's defaults
-    return rate
+    step(index)
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -109,8 +113,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    limit = max(matmul_gflops() for _ in range(3))  # the machine's best, not a slow moment
-    print(f"matmul: {limit:.1f} GFLOP/s on {torch.get_num_threads()} threads", flush=True)
+    matmul_rates = [matmul_gflops() for _ in range(3)]
+    print(f"matmul: {max(matmul_rates):.1f} GFLOP/s on {torch.get_num_threads()} threads",
+          flush=True)  # fmt: skip
     rows = []
     for name, side, batch, target in CASES:
         images = batch * args.steps
@@ -126,19 +131,39 @@ def main() -> None:
             torch.manual_seed(0)
             return create_model(name, out_channels=outputs)
 
-        # (a) and (b) take turns, ROUNDS times each, and each keeps its median: a machine
-        # whose speed drifts (shared hosts do) then slows both alike.
-        reference_rates, project_rates = [], []
-        for _ in range(ROUNDS):
-            reference_rates.append(
-                reference_step_rate(fresh(), inputs, targets, formulation.loss, batch, args.steps)
-            )
-            project_rates.append(project_step_rate(fresh(), inputs, targets, formulation, batch))
-        reference = statistics.median(reference_rates)
-        project = statistics.median(project_rates)
+        # (a) and (b) take turns step by step, and the matmul rate is measured before and
+        # after every round of steps: on a machine whose speed drifts (shared hosts do,
+        # by a third within minutes) both steps and their limit then see the same moments.
+        reference = reference_step(fresh(), inputs, targets, formulation.loss, batch)
+        project = project_step(fresh(), inputs, targets, formulation, batch)
+        timed(reference, 0, False), timed(project, 0, True)  # warm-up
+        reference_times, project_times, step_shares = [], [], []
+        pairs_per_round = max(1, args.steps // ROUNDS)
+        for round_index in range(ROUNDS):
+            before = matmul_gflops(repeats=4)
+            round_times = []
+            for pair in range(pairs_per_round):
+                index = round_index * pairs_per_round + pair
+                if index % 2:
+                    project_times.append(timed(project, index, True))
+                    reference_times.append(timed(reference, index, False))
+                else:
+                    reference_times.append(timed(reference, index, False))
+                    project_times.append(timed(project, index, True))
+                round_times.append(project_times[-1])
+            after = matmul_gflops(repeats=4)
+            matmul_rates.extend((before, after))
+            round_gflops = batch / statistics.median(round_times) * train_flops / 1e9
+            step_shares.append(round_gflops / ((before + after) / 2))
+        set_determinism(False)
+        reference_rate = batch / statistics.median(reference_times)
+        project_rate = batch / statistics.median(project_times)
+        ratio = statistics.median(
+            [a / b for a, b in zip(reference_times, project_times, strict=True)]
+        )
         # Evaluation as training runs it each epoch: channels-last network and inputs, the
         # true images prepared once per run, metrics included; then the network's pass
-        # alone (inference mode, same batches). Medians of three after one warm-up.
+        # alone (inference mode, same batches), each beside the matmul rate of its moment.
         model, layout_inputs = fast_layout(fresh().eval()), fast_layout(inputs)
         truth = TrueImages.prepare(rgb, formulation.palette, batch)
         network = fold_batch_norm(model)  # what evaluation runs
@@ -148,28 +173,37 @@ def main() -> None:
                 for start in range(0, len(layout_inputs), batch):
                     network(layout_inputs[start : start + batch])
 
-        evaluation_seconds, pass_seconds = [], []
+        evaluation_rates, pass_rates, evaluation_shares, pass_shares = [], [], [], []
         for turn in range(4):
+            before = matmul_gflops(repeats=4)
             started = time.perf_counter()
             evaluate(model, layout_inputs, targets, truth, formulation, batch)
             middle = time.perf_counter()
             network_pass()
+            finished = time.perf_counter()
+            after = matmul_gflops(repeats=4)
             if turn:  # the first turn warms up
-                evaluation_seconds.append(middle - started)
-                pass_seconds.append(time.perf_counter() - middle)
-        evaluation = images / statistics.median(evaluation_seconds)
-        network = images / statistics.median(pass_seconds)
+                matmul_rates.extend((before, after))
+                moment = (before + after) / 2
+                evaluation_rates.append(images / (middle - started))
+                pass_rates.append(images / (finished - middle))
+                evaluation_shares.append(evaluation_rates[-1] * 2 * macs / 1e9 / moment)
+                pass_shares.append(pass_rates[-1] * 2 * macs / 1e9 / moment)
+        evaluation = statistics.median(evaluation_rates)
+        network = statistics.median(pass_rates)
         row = {
             "model": name, "side": side, "batch": batch, "target": target,
             "mmacs_per_image": macs / 1e6,
-            "reference_images_per_s": reference, "project_images_per_s": project,
-            "ratio": project / reference,
-            "project_gflops": project * train_flops / 1e9,
-            "share_of_matmul": project * train_flops / 1e9 / limit,
+            "reference_images_per_s": reference_rate, "project_images_per_s": project_rate,
+            "ratio": ratio,
+            "project_gflops": project_rate * train_flops / 1e9,
+            "share_of_matmul": statistics.median(step_shares),
             "evaluation_images_per_s": evaluation,
-            "evaluation_share_of_matmul": evaluation * 2 * macs / 1e9 / limit,
+            "evaluation_gflops": evaluation * 2 * macs / 1e9,
+            "evaluation_share_of_matmul": statistics.median(evaluation_shares),
             "network_pass_images_per_s": network,
-            "network_pass_share_of_matmul": network * 2 * macs / 1e9 / limit,
+            "network_pass_gflops": network * 2 * macs / 1e9,
+            "network_pass_share_of_matmul": statistics.median(pass_shares),
         }  # fmt: skip
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -196,9 +230,13 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/speed.py --steps {args.steps}`",
         "",
-        f"fp32 matrix multiply (2048^3, best of 3) in the same run: **{limit:.0f} GFLOP/s**. "
-        f"Steps: median of {ROUNDS} turns each, (a) and (b) alternating. Training "
-        "FLOPs per image: 6 x the multiply-adds that `colorcnn summary` counts.",
+        f"fp32 matrix multiply (2048^3) in the same run, measured {len(matmul_rates)} times: "
+        f"{min(matmul_rates):.0f}-{max(matmul_rates):.0f} GFLOP/s. Each share of matmul "
+        "divides the achieved GFLOP/s by the matmul rate measured just before and after the "
+        f"same steps (median over {ROUNDS} rounds, 3 for evaluation). Steps: (a) and (b) "
+        f"alternate step by step, {args.steps} each; b / a is the median of the pairs' "
+        "ratios. Training FLOPs per image: 6 x the multiply-adds that `colorcnn summary` "
+        "counts.",
         "",
         "| model | input | batch | M multiply-adds / image | (a) plain eager step img/s "
         "| (b) colorcnn step img/s | b / a | GFLOP/s | share of matmul | evaluation img/s "
@@ -223,7 +261,8 @@ def main() -> None:
     lines += ["", f"Colourizing a 1-megapixel JPEG with `photo` (read, colourize, write): "
               f"{colorize_seconds:.3f} s (median of 5)."]  # fmt: skip
     replace_section(Path(args.results), "speed", "\n".join(lines))
-    payload = {"machine": describe_machine(), "matmul_gflops": limit, "rows": rows,
+    payload = {"machine": describe_machine(), "matmul_gflops_measured": matmul_rates,
+               "rows": rows,
                "colorize_1mp_seconds": colorize_seconds}  # fmt: skip
     save_results("speed", payload)
 

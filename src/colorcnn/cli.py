@@ -50,7 +50,8 @@ CacheDirOption = Annotated[
     typer.Option(
         "--cache-dir",
         envvar="COLORCNN_CACHE_DIR",
-        help="Where downloads and decoded arrays are cached. Default: the user cache folder.",
+        help="Where downloads, decoded arrays and fitted palettes are cached. Default: the "
+        "user cache folder.",
     ),
 ]
 CategoryOption = Annotated[
