@@ -234,9 +234,9 @@ def main() -> None:
         f"{min(matmul_rates):.0f}-{max(matmul_rates):.0f} GFLOP/s. Each share of matmul "
         "divides the achieved GFLOP/s by the matmul rate measured just before and after the "
         f"same steps (median over {ROUNDS} rounds, 3 for evaluation). Steps: (a) and (b) "
-        f"alternate step by step, {args.steps} each; b / a is the median of the pairs' "
-        "ratios. Training FLOPs per image: 6 x the multiply-adds that `colorcnn summary` "
-        "counts.",
+        f"alternate step by step, {max(1, args.steps // ROUNDS) * ROUNDS} each; b / a is "
+        "the median of the pairs' ratios. Training FLOPs per image: 6 x the multiply-adds "
+        "that `colorcnn summary` counts.",
         "",
         "| model | input | batch | M multiply-adds / image | (a) plain eager step img/s "
         "| (b) colorcnn step img/s | b / a | GFLOP/s | share of matmul | evaluation img/s "

@@ -133,3 +133,11 @@ def test_a_cached_palette_is_read_back_instead_of_fitted_again(tmp_path, monkeyp
     ):
         with pytest.raises(AssertionError, match="fitted again"):
             fit_palette(cache_dir=tmp_path, **changed)
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_next_fitting(tmp_path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go")
+    images = _four_colour_images()
+    palette = fit_palette(images, num_colours=4, seed=0, cache_dir=blocked)
+    assert torch.equal(palette, fit_palette(images, num_colours=4, seed=0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -53,17 +54,22 @@ def fit_palette(
     if cached is not None and cached["centres"].shape == (num_colours, 3):
         return torch.from_numpy(np.array(cached["centres"], dtype=np.float32))
     centres = _fit(rgb, num_colours, seed, sample_pixels)
-    cache.save_arrays(cache_dir, key, {"centres": centres.numpy()})
+    # A read-only or full cache, or another process writing the same entry, costs only the
+    # next start its fitting.
+    with contextlib.suppress(OSError):
+        cache.save_arrays(cache_dir, key, {"centres": centres.numpy()})
     return centres
 
 
 def _cache_key(rgb: torch.Tensor, num_colours: int, seed: int, sample_pixels: int | None) -> str:
     from colorcnn.data import cache
 
-    pixels = rgb.detach().cpu().float().contiguous().numpy()
+    pixels = rgb.detach().cpu().contiguous().numpy()
     settings = {
         "kind": "palette",
+        "recipe": _FIT_RECIPE,
         "pixels": hashlib.sha256(pixels.data).hexdigest(),
+        "dtype": str(pixels.dtype),
         "shape": list(pixels.shape),
         "num_colours": num_colours,
         "seed": seed,
@@ -72,6 +78,11 @@ def _cache_key(rgb: torch.Tensor, num_colours: int, seed: int, sample_pixels: in
         "scikit-learn": importlib.metadata.version("scikit-learn"),
     }
     return cache.fingerprint([], settings)
+
+
+# Bump when _fit changes how it fits (sampling, k-means settings, order), so that cached
+# palettes of the old recipe are never read back.
+_FIT_RECIPE = 1
 
 
 def _fit(rgb: torch.Tensor, num_colours: int, seed: int, sample_pixels: int | None) -> torch.Tensor:

@@ -250,9 +250,9 @@ def _check_image_side(config: TrainConfig) -> None:
 
 def _give_state_the_layout_of_the_weights(optimizer: torch.optim.Optimizer) -> None:
     """Checkpoints hold the optimizer's moments in the standard layout, and a channels-last
-    weight's moments must be channels-last again: torch's fused Adam reads a moment's memory
-    in its weight's order, whatever the moment's own strides (a resumed run then drifted
-    from the unbroken one)."""
+    weight's moments must be channels-last again for torch's fused Adam: on a CPU it reads a
+    moment's memory in its weight's order, whatever the moment's own strides (a resumed run
+    then drifted from the unbroken one), and on CUDA it refuses moments of another layout."""
     for group in optimizer.param_groups:
         for weight in group["params"]:
             state = optimizer.state.get(weight, {})
