@@ -14,6 +14,7 @@ from PIL import Image
 from colorcnn.color.formulations import course_rgb
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.images import LoadedImage, load_any, to_pil, to_uint8
+from colorcnn.models.folding import fold_batch_norm
 from colorcnn.superres.formulations import SuperResResidual, bicubic_up
 
 # Output tiles (pixels per side) and the context read around them: wider than the course
@@ -46,7 +47,7 @@ class Upscaler:
                 "with --task superres --target superres-rgb"
             )
         name = f"{loaded.info['model']} (superres-rgb x{formulation.scale})"
-        return cls(build_model(loaded).eval(), formulation, name)
+        return cls(fold_batch_norm(build_model(loaded)), formulation, name)
 
     @torch.inference_mode()
     def upscale_loaded(self, image: LoadedImage) -> Image.Image:
