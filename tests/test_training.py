@@ -171,6 +171,12 @@ def test_deterministic_mode_skips_the_nan_fill_and_the_compiler_import() -> None
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["True", "True", "False", "False", "False"]
+    # Where the compiler is already loaded, torch's public call sets both flags.
+    after_compiler = "import torch._inductor.config as c\n" + probe + "print(c.deterministic)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", after_compiler], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["True", "True", "False", "True", "False", "False"]
 
 
 def test_a_second_run_reads_its_palette_from_the_cache(
