@@ -189,8 +189,8 @@ def main() -> None:
                 pass_rates.append(images / (finished - middle))
                 evaluation_shares.append(evaluation_rates[-1] * 2 * macs / 1e9 / moment)
                 pass_shares.append(pass_rates[-1] * 2 * macs / 1e9 / moment)
-        evaluation = statistics.median(evaluation_rates)
-        network = statistics.median(pass_rates)
+        evaluation_rate = statistics.median(evaluation_rates)
+        pass_rate = statistics.median(pass_rates)
         row = {
             "model": name, "side": side, "batch": batch, "target": target,
             "mmacs_per_image": macs / 1e6,
@@ -198,11 +198,11 @@ def main() -> None:
             "ratio": ratio,
             "project_gflops": project_rate * train_flops / 1e9,
             "share_of_matmul": statistics.median(step_shares),
-            "evaluation_images_per_s": evaluation,
-            "evaluation_gflops": evaluation * 2 * macs / 1e9,
+            "evaluation_images_per_s": evaluation_rate,
+            "evaluation_gflops": evaluation_rate * 2 * macs / 1e9,
             "evaluation_share_of_matmul": statistics.median(evaluation_shares),
-            "network_pass_images_per_s": network,
-            "network_pass_gflops": network * 2 * macs / 1e9,
+            "network_pass_images_per_s": pass_rate,
+            "network_pass_gflops": pass_rate * 2 * macs / 1e9,
             "network_pass_share_of_matmul": statistics.median(pass_shares),
         }  # fmt: skip
         rows.append(row)

@@ -31,7 +31,6 @@ def test_baselines_order_as_their_definitions_say() -> None:
 
 
 def _palette_setup():
-
     generator = torch.Generator().manual_seed(1)
     rgb = torch.rand(7, 3, 16, 16, generator=generator) * 255 / 256
     palette = torch.rand(6, 3, generator=generator)
@@ -44,7 +43,6 @@ def _palette_setup():
 def test_evaluation_matches_the_scores_computed_directly() -> None:
     """Prepared true images, one arg-max per batch and the palette's chroma converted once
     must give what the definitions give, pixel by pixel, over uneven batches."""
-
     rgb, palette, formulation, model = _palette_setup()
     inputs, targets = formulation.inputs(rgb), formulation.training_targets(rgb)
     with torch.inference_mode():
@@ -65,7 +63,6 @@ def test_evaluation_matches_the_scores_computed_directly() -> None:
 
 
 def test_true_images_of_another_palette_are_refused() -> None:
-
     rgb, palette, formulation, model = _palette_setup()
     prepared = TrueImages.prepare(rgb, palette.flip(0))
     with pytest.raises(ColorcnnError, match="another palette"):

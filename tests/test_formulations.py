@@ -121,6 +121,27 @@ def test_model_and_formulation_work_together(
     assert indices.min() >= 0 and indices.max() < len(formulation.palette)
 
 
+@pytest.mark.parametrize("target", FORMULATIONS)
+@pytest.mark.parametrize("own_picture", [True, False])
+def test_scoring_decodes_what_the_separate_calls_give(
+    target: str, own_picture: bool, formulations: dict, course_images: torch.Tensor
+) -> None:
+    """Evaluation decodes each batch once for the accuracy and both pictures."""
+    formulation = formulations[target]
+    inputs = formulation.inputs(course_images)
+    lightness = true_lightness(course_images)
+    outputs = _logits(formulation.out_channels)
+    indices, predicted, own = formulation.decode_for_scoring(
+        outputs, inputs, lightness, own_picture=own_picture
+    )
+    assert torch.equal(indices, formulation.colour_indices(outputs, inputs))
+    assert torch.equal(predicted, formulation.predict_rgb(outputs, inputs, lightness))
+    if own_picture and formulation.scores_own_picture:
+        assert torch.equal(own, formulation.predict_rgb(outputs, inputs))
+    else:
+        assert own is None
+
+
 # --- inputs and targets ---------------------------------------------------------------------
 
 

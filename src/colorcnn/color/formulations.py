@@ -134,10 +134,14 @@ class Formulation(ABC):
                 f"a temperature applies to ab-bins models only; this one predicts {self.name}"
             )
 
-    def colour_indices(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Palette index (N, H, W) of each predicted pixel, for the course's accuracy."""
-        predicted = course_rgb(self.predict_rgb(outputs, inputs))
-        return nearest_colour(predicted, self.palette)[:, 0]
+    def colour_indices(
+        self, outputs: torch.Tensor, inputs: torch.Tensor, picture: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Palette index (N, H, W) of each predicted pixel, for the course's accuracy.
+        `picture` is `predict_rgb(outputs, inputs)` where the caller has it already."""
+        if picture is None:
+            picture = self.predict_rgb(outputs, inputs)
+        return nearest_colour(course_rgb(picture), self.palette)[:, 0]
 
     def decode_for_scoring(
         self,
@@ -149,10 +153,10 @@ class Formulation(ABC):
         """What evaluation scores of one batch: `colour_indices`, the prediction joined with
         the true `lightness`, and, where `scores_own_picture` and `own_picture` asks for
         it, the formulation's own picture (else None)."""
+        own = self.predict_rgb(outputs, inputs)  # the accuracy reads it too: decoded once
         predicted = self.predict_rgb(outputs, inputs, lightness)
         wanted = own_picture and self.scores_own_picture
-        own = self.predict_rgb(outputs, inputs) if wanted else None
-        return self.colour_indices(outputs, inputs), predicted, own
+        return self.colour_indices(outputs, inputs, own), predicted, own if wanted else None
 
     def describe(self) -> dict:
         """What a checkpoint must store to rebuild this formulation (besides the palette)."""
@@ -178,7 +182,7 @@ class PaletteClassification(Formulation):
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return pixel_cross_entropy(outputs, targets)
 
-    def colour_indices(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    def colour_indices(self, outputs, inputs, picture=None):
         return best_class(outputs)
 
     def predict_rgb(self, outputs, inputs, lightness=None):
@@ -242,8 +246,18 @@ class _LabFormulation(Formulation):
         return self.predict_ab(outputs)
 
     def predict_rgb(self, outputs, inputs, lightness=None):
-        lightness = inputs * L_MAX if lightness is None else lightness
-        return join_l_ab(lightness, self.predict_ab(outputs))
+        return self._join(self.predict_ab(outputs), inputs, lightness)
+
+    def decode_for_scoring(self, outputs, inputs, lightness, own_picture=True):
+        # The chroma is decoded once for both pictures (for ab-bins, a softmax over
+        # hundreds of bins); the accuracy reads the picture with the input's own L.
+        ab = self.predict_ab(outputs)
+        own = self._join(ab, inputs)
+        return self.colour_indices(outputs, inputs, own), self._join(ab, inputs, lightness), None
+
+    @staticmethod
+    def _join(ab: torch.Tensor, inputs: torch.Tensor, lightness: torch.Tensor | None = None):
+        return join_l_ab(inputs * L_MAX if lightness is None else lightness, ab)
 
 
 class ABBinsClassification(_LabFormulation):

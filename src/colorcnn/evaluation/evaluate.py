@@ -48,12 +48,10 @@ class _Totals:
         truth: torch.Tensor,
         full: bool,
         raw: torch.Tensor | None,
-        truth_colourfulness: torch.Tensor | None = None,
+        truth_colourfulness: torch.Tensor,  # of `truth`, from TrueImages
     ) -> None:
         self.psnr.append(metrics.psnr_per_image(predicted, truth))
         self.colourfulness.append(metrics.colourfulness(predicted))
-        if truth_colourfulness is None:
-            truth_colourfulness = metrics.colourfulness(truth)
         self.colourfulness_truth.append(truth_colourfulness)
         if full:
             self.ssim.append(metrics.ssim_per_image(predicted, truth))

@@ -70,7 +70,8 @@ class _SuperResolution:
 
     def decode_for_scoring(self, outputs, inputs, lightness, own_picture=True):
         """The upscaled picture itself: super-resolution keeps no lightness apart."""
-        return self.colour_indices(outputs, inputs), self.predict_rgb(outputs, inputs), None
+        picture = self.predict_rgb(outputs, inputs)
+        return self.colour_indices(outputs, inputs, picture), picture, None
 
 
 class SuperResPalette(_SuperResolution, PaletteClassification):

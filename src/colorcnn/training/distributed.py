@@ -121,7 +121,7 @@ class _GlobalBatchNorm(torch.autograd.Function):
         ctx.save_for_backward(x, weight, mean, variance)
         ctx.eps, ctx.total = eps, total
         # The pixel count stays in float32: in float16 it would overflow past 65504.
-        statistics = (mean.clone(), global_variance.to(x.dtype), total.float())
+        statistics = (mean.clone(), variance.clone(), total.float())
         ctx.mark_non_differentiable(*statistics)
         return (output, *statistics)
 
