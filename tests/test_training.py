@@ -104,8 +104,12 @@ def test_refuses_to_overwrite_an_existing_run(tiny_cifar: Path, tmp_path: Path) 
 
 
 def test_shuffle_each_epoch_changes_the_batches(tiny_cifar: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
     plain = fit(_config(tiny_cifar, tmp_path / "p", epochs=2, picture_every=0),
-                show_progress=False, log=lambda _: None)  # fmt: skip
+                show_progress=False, log=lines.append)  # fmt: skip
+    # Without pictures, the closing line points at none.
+    assert lines[-1].startswith("Best: epoch ") and "pictures/" not in lines[-1]
+    assert not (tmp_path / "p" / "pictures").exists()
     shuffled = fit(
         _config(tiny_cifar, tmp_path / "s", epochs=2, picture_every=0, shuffle_each_epoch=True),
         show_progress=False, log=lambda _: None,
@@ -182,13 +186,12 @@ def test_deterministic_mode_skips_the_nan_fill_and_the_compiler_import() -> None
 def test_a_second_run_reads_its_palette_from_the_cache(
     tiny_cifar: Path, tmp_path: Path, isolated_cache: Path
 ) -> None:
-    fit(_config(tiny_cifar, tmp_path / "a", picture_every=0), show_progress=False, log=print)
+    quiet = {"show_progress": False, "log": lambda _: None}
+    fit(_config(tiny_cifar, tmp_path / "a", picture_every=0), **quiet)
     entries = {entry.name for entry in (isolated_cache / "decoded").iterdir()}
-    fit(_config(tiny_cifar, tmp_path / "b", picture_every=0), show_progress=False, log=print)
+    fit(_config(tiny_cifar, tmp_path / "b", picture_every=0), **quiet)
     assert {entry.name for entry in (isolated_cache / "decoded").iterdir()} == entries
     first = json.loads((tmp_path / "a" / "palette.json").read_text())
     assert first == json.loads((tmp_path / "b" / "palette.json").read_text())
-    fit(
-        _config(tiny_cifar, tmp_path / "c", picture_every=0, seed=1), show_progress=False, log=print
-    )
+    fit(_config(tiny_cifar, tmp_path / "c", picture_every=0, seed=1), **quiet)
     assert len(list((isolated_cache / "decoded").iterdir())) == len(entries) + 1

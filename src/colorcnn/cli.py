@@ -235,7 +235,13 @@ def train(
         from colorcnn.training.loop import check_run_folder
 
         check_run_folder(resume)
-        config.epochs = load_checkpoint(resume, prefer="last").info["train_config"]["epochs"]
+        info = load_checkpoint(resume, prefer="last").info
+        config.epochs = info["train_config"]["epochs"]
+        if info["epoch"] + 1 >= config.epochs:
+            raise ColorcnnError(
+                f"{resume} is complete ({config.epochs} of {config.epochs} epochs); pass "
+                f"--epochs above {config.epochs} to train it further"
+            )
     fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
 
 

@@ -313,6 +313,12 @@ def _fit(
         check_run_folder(paths.root)
     resumed = ckpt.load_checkpoint(paths.root, prefer="last") if resume else None
     if resumed is not None:
+        epochs_done = resumed.info["epoch"] + 1
+        if config.epochs <= epochs_done:
+            raise ColorcnnError(
+                f"{paths.root} has trained {epochs_done} epochs already; expected --epochs "
+                f"above {epochs_done} to continue it, got {config.epochs}"
+            )
         saved = TrainConfig.from_dict(resumed.info["train_config"])
         # The run's own settings, but for the epoch budget, the device, the folder and, when
         # given, where the data now lies.
@@ -320,12 +326,14 @@ def _fit(
         if config.data is not None:
             overrides["data"] = config.data
         config = TrainConfig.from_dict({**saved.to_dict(), **overrides})
-    elif main_process:
+    made_run_folder = False
+    if resumed is None and main_process:
         if paths.checkpoints.exists() and any(paths.checkpoints.iterdir()):
             raise ColorcnnError(
                 f"{paths.root} already holds a run; pass --resume to continue it or choose a "
                 "new --out"
             )
+        made_run_folder = not paths.root.exists()
         try:  # before minutes of data loading, so that a bad --out fails at once
             paths.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -334,7 +342,12 @@ def _fit(
                 "writable folder path for --out"
             ) from error
 
-    data = load_course_data(config.data_settings(), cache_dir)
+    try:
+        data = load_course_data(config.data_settings(), cache_dir)
+    except BaseException:
+        if made_run_folder and not any(paths.root.iterdir()):
+            paths.root.rmdir()  # a run that never started leaves no empty folder behind
+        raise
     if resumed is not None:
         palette = check_palette(torch.tensor(resumed.info["palette"], dtype=torch.float32))
     elif config.palette_file is not None:
@@ -502,9 +515,10 @@ def _fit(
     if history and main_process:
         save_loss_curves(history, paths.loss_curves, f"{config.model} ({formulation.name}), {what}")
         best = min(history, key=lambda r: r["val_loss"])
+        picture = paths.picture(best["epoch"])
+        shown = f" (pictures/{picture.name})" if picture.is_file() else ""
         log(
-            f"Best: epoch {best['epoch'] + 1}/{config.epochs} (pictures/"
-            f"{paths.picture(best['epoch']).name}), val loss {best['val_loss']:.4f}, "
-            f"val acc {best['val_acc']:.1f}%; run saved in {paths.root}"
+            f"Best: epoch {best['epoch'] + 1}/{config.epochs}{shown}, val loss "
+            f"{best['val_loss']:.4f}, val acc {best['val_acc']:.1f}%; run saved in {paths.root}"
         )
     return history
