@@ -82,6 +82,21 @@ def test_every_image_mode_is_read_and_colourized(trained_runs, tmp_path: Path, m
     assert result.mode == ("RGBA" if loaded.alpha is not None else "RGB")
 
 
+@pytest.mark.parametrize(
+    ("kind", "scale"),
+    [("uint8", 1), ("uint16", 257), ("int32", 1), ("int32", 257), ("float32", 1 / 255),
+     ("float32", 1)],
+)  # fmt: skip
+def test_grey_of_every_depth_is_read_at_its_brightness(tmp_path: Path, kind: str, scale) -> None:
+    base = np.asarray(_grey_photo(40, 30), dtype=np.float64)  # 0..255
+    assert base.max() > 200
+    path = tmp_path / "grey.tif"
+    Image.fromarray((base * scale).astype(kind)).save(path)
+    loaded = read_image(path)
+    assert loaded.pixels.shape == (30, 40, 1)
+    np.testing.assert_allclose(loaded.pixels[..., 0], base / 255, atol=1e-6)
+
+
 def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
     pixels = np.zeros((20, 60), dtype=np.uint8)
     pixels[:, :10] = 255  # a white band on the left as stored

@@ -233,3 +233,35 @@ def test_list_split_reports_a_missing_split(tmp_path: Path) -> None:
     with pytest.raises(ColorcnnError) as caught:
         folders.list_split(tmp_path, "test", list(CLASS_NAMES))
     assert str(tmp_path / "test") in str(caught.value)
+
+
+def test_training_images_are_turned_upright_by_their_exif_orientation(tmp_path: Path) -> None:
+    stored = np.zeros((20, 60, 3), dtype=np.uint8)
+    stored[:, :10] = 255  # a white band on the left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the band ends up on top
+    Image.fromarray(stored).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    shown = np.asarray(folders.open_rgb(tmp_path / "rotated.jpg"))[..., 0]
+    assert shown.shape == (60, 20)  # as colourizing reads it (test_colorize)
+    assert shown[:10].mean() > 200 and shown[12:].mean() < 30
+
+
+def test_a_race_for_the_same_cache_entry_keeps_the_finished_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from colorcnn.data import cache
+
+    arrays = {"images": np.arange(12, dtype=np.uint8).reshape(3, 4)}
+    real_replace = os.replace
+
+    def another_process_finishes_first(source, destination):
+        monkeypatch.setattr(os, "replace", real_replace)
+        cache.save_arrays(tmp_path, "key", arrays)
+        real_replace(source, destination)  # onto a full folder: fails as in a real race
+
+    monkeypatch.setattr(os, "replace", another_process_finishes_first)
+    cache.save_arrays(tmp_path, "key", arrays)
+    np.testing.assert_array_equal(cache.load_arrays(tmp_path, "key")["images"], arrays["images"])
+    assert [entry.name for entry in (tmp_path / "decoded").iterdir()] == ["key"]  # no leftovers
+    cache.save_arrays(tmp_path, "key", arrays)  # an entry already there is kept as it is
+    np.testing.assert_array_equal(cache.load_arrays(tmp_path, "key")["images"], arrays["images"])

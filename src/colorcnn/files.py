@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""Files: the image suffixes colorcnn reads, and atomic writes (a reader never sees a
+half-written file)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def _current_umask() -> int:
     os.umask(mask)
     return mask
 
+
+# The still-image formats read everywhere: training folders, photos, colourizing, the demo.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 # mkstemp creates files readable by their owner only; finished files get the usual mode.
 _FILE_MODE = 0o666 & ~_current_umask()

@@ -76,8 +76,14 @@ def save_arrays(cache_dir: Path, key: str, arrays: dict[str, np.ndarray]) -> Non
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         (staging / "arrays.json").write_text(json.dumps(sorted(arrays)))
+        if load_arrays(cache_dir, key) is not None:
+            return  # another process wrote the same entry meanwhile: the key names the content
         if entry.exists():
-            shutil.rmtree(entry)
-        os.replace(staging, entry)
+            shutil.rmtree(entry, ignore_errors=True)  # a damaged entry
+        try:
+            os.replace(staging, entry)
+        except OSError:
+            if load_arrays(cache_dir, key) is None:
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -154,7 +154,10 @@ def _load_image_folder_cached(
             for split in folders.SPLITS
         }
         stats = [(f.path, f.size, f.mtime_ns) for split in folders.SPLITS for f in files[split]]
-        extra = {"kind": "image-folder", "root": str(root.resolve()), "class": category}
+        extra = {
+            "kind": "image-folder", "root": str(root.resolve()), "class": category,
+            "upright": "exif",
+        }  # fmt: skip
         key = cache.fingerprint(stats, extra)
         arrays = cache.load_arrays(cache_dir, key)
         if arrays is None:
@@ -200,7 +203,7 @@ def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np
         "kind": "photo-crops", "root": str(folder.resolve()), "crop": settings.crop_size,
         "crops_per_photo": settings.crops_per_photo, "seed": settings.seed,
         "views": photos.VALIDATION_VIEWS, "min_crop_share": photos.MIN_CROP_SHARE,
-        "validation_share": photos.VALIDATION_SHARE,
+        "validation_share": photos.VALIDATION_SHARE, "upright": "exif",
     }  # fmt: skip
     key = cache.fingerprint(stats, extra)
     arrays = cache.load_arrays(cache_dir, key)

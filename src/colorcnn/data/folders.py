@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from colorcnn.errors import ColorcnnError
+from colorcnn.files import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 SPLITS = ("train", "test")
 
 
@@ -68,6 +68,16 @@ def list_split(
     return files
 
 
+def open_rgb(path: Path) -> Image.Image:
+    """A training image as RGB, turned upright by its EXIF orientation as colourizing turns
+    it, so that a network learns photos the way it will be shown them."""
+    try:
+        with Image.open(path) as image:
+            return ImageOps.exif_transpose(image).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ColorcnnError(f"{path} could not be read as an image ({error})") from error
+
+
 def decode_images(files: list[ImageFile], side: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
     """Decode files into (images uint8 (N, side, side, 3), labels int64 (N,)).
 
@@ -78,11 +88,7 @@ def decode_images(files: list[ImageFile], side: int, desc: str) -> tuple[np.ndar
     for row, (path, class_index, _, _) in enumerate(
         tqdm(files, desc=desc, unit="img", leave=False)
     ):
-        try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ColorcnnError(f"{path} could not be read as an image ({error})") from error
+        rgb = open_rgb(path)
         if rgb.size != (side, side):
             raise ColorcnnError(f"{path} is {rgb.size[0]}x{rgb.size[1]} px; expected {side}x{side}")
         images[row] = np.asarray(rgb)

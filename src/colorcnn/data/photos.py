@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
+from colorcnn.data.folders import open_rgb
 from colorcnn.errors import ColorcnnError
+from colorcnn.files import IMAGE_SUFFIXES
 
-PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_CROP = 64
 DEFAULT_CROPS_PER_PHOTO = 8
 VALIDATION_SHARE = 0.15
@@ -41,7 +42,7 @@ def list_photos(folder: Path) -> list[Path]:
         photos = sorted(
             Path(entry.path)
             for entry in entries
-            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in PHOTO_SUFFIXES
+            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
         )
     if len(photos) < 2:
         raise ColorcnnError(f"{folder} holds {len(photos)} photos; expected at least 2")
@@ -61,14 +62,6 @@ def split_photos(photos: list[Path], validation_share: float = VALIDATION_SHARE)
     if not validation or not train:  # tiny folders: hold out the last photo by name
         train, validation = photos[:-1], photos[-1:]
     return PhotoSplit(train, validation)
-
-
-def _open_rgb(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ColorcnnError(f"{path} could not be read as an image ({error})") from error
 
 
 def random_crops(
@@ -110,8 +103,8 @@ def load_photo_arrays(
     split = split_photos(list_photos(folder))
     rng = np.random.RandomState(seed)
     train = [
-        random_crops(_open_rgb(path), crops_per_photo, crop, rng)
+        random_crops(open_rgb(path), crops_per_photo, crop, rng)
         for path in tqdm(split.train, desc="Cropping photos", unit="photo", leave=False)
     ]
-    validation = [validation_views(_open_rgb(path), crop) for path in split.validation]
+    validation = [validation_views(open_rgb(path), crop) for path in split.validation]
     return np.concatenate(train), np.concatenate(validation)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.batch import IMAGE_SUFFIXES
+from colorcnn.files import IMAGE_SUFFIXES
 from colorcnn.inference.colorize import DEFAULT_WORKING_SIZE, sample_photos
 
 if TYPE_CHECKING:

@@ -21,8 +21,7 @@ from PIL import Image
 
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
-from colorcnn.files import atomic_path
-from colorcnn.inference.batch import IMAGE_SUFFIXES
+from colorcnn.files import IMAGE_SUFFIXES, atomic_path
 from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE, Colorizer
 from colorcnn.inference.images import LoadedImage, read_image, save_image, to_uint8
 from colorcnn.weights import shipped_models

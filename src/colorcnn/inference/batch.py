@@ -15,11 +15,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorcnn.errors import ColorcnnError
+from colorcnn.files import IMAGE_SUFFIXES
 from colorcnn.inference.images import LoadedImage, read_image, save_image
 
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-)  # fmt: skip
 # Output formats Pillow writes well; other inputs (e.g. GIF) are written as PNG.
 _KEPT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 

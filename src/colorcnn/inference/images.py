@@ -15,8 +15,17 @@ from colorcnn.files import atomic_path
 
 # Modes whose pixels are already grey; everything else is converted to grey first.
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
-# Pillow's high-bit-depth grey modes, with the value that maps to white.
-_DEEP_GREY_WHITE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+# Pillow's 16-bit grey modes, with the value that maps to white.
+_DEEP_GREY_WHITE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0}
+# 32-bit integer ("I") and float ("F") grey say nothing of their scale: "I" comes from
+# 32-bit TIFFs and from Pillow's own convert("I") of 8-bit grey, "F" from float TIFFs in
+# [0, 1] or in 0..255. White is the first of these scales that holds the brightest pixel.
+_WIDE_GREY_SCALES = {"I": (255.0, 65535.0), "F": (1.0, 255.0, 65535.0)}
+
+
+def _scale_of(grey: np.ndarray, scales: tuple[float, ...]) -> float:
+    brightest = float(grey.max()) if grey.size else 0.0
+    return next((white for white in scales if brightest <= white), brightest)
 
 
 @dataclass
@@ -60,7 +69,10 @@ def _has_colour(rgb: np.ndarray) -> bool:
 def read_image(path: str | Path) -> LoadedImage:
     """Open any still image Pillow reads: EXIF orientation applied, alpha kept, 16-bit grey
     read at full precision (the output is 8-bit), CMYK and palette images converted; the
-    first frame of an animation or a multi-page file."""
+    first frame of an animation or a multi-page file. 32-bit integer and float grey, which
+    carry no scale of their own, are read on the first of the scales 0..1 (floats only),
+    0..255 and 0..65535 that holds their brightest pixel (beyond that, on their own
+    range)."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -94,9 +106,10 @@ def from_pil(image: Image.Image) -> LoadedImage:
         grey = np.asarray(image, dtype=np.float64) / _DEEP_GREY_WHITE[mode]
         grey = np.clip(grey, 0.0, 1.0).astype(np.float32)
         return LoadedImage(grey[..., None], alpha, False, mode)
-    if mode == "F":
-        grey = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-        return LoadedImage(grey[..., None], alpha, False, mode)
+    if mode in _WIDE_GREY_SCALES:
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0)
+        grey = np.clip(grey / _scale_of(grey, _WIDE_GREY_SCALES[mode]), 0.0, 1.0)
+        return LoadedImage(grey.astype(np.float32)[..., None], alpha, False, mode)
     if mode in _GREY_MODES:
         grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
         return LoadedImage(grey[..., None], alpha, False, mode)

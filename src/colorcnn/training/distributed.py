@@ -11,7 +11,9 @@ after every step; only rank 0 writes metrics, pictures and checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +47,20 @@ def start(device: torch.device) -> tuple[Group | None, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Group(dist.get_rank(), dist.get_world_size()), device
+
+
+@contextlib.contextmanager
+def main_process_first(group: Group | None) -> Iterator[None]:
+    """Rank 0 runs the block first and the other ranks after it, so that only rank 0
+    downloads, extracts and decodes the data and fits the palette into the caches; the
+    others read them back instead of racing it for the same files."""
+    if group is not None and not group.is_main:
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if group is not None and group.is_main:
+            dist.barrier()
 
 
 def stop(group: Group | None) -> None:

@@ -342,23 +342,24 @@ def _fit(
                 "writable folder path for --out"
             ) from error
 
-    try:
-        data = load_course_data(config.data_settings(), cache_dir)
-    except BaseException:
-        if made_run_folder and not any(paths.root.iterdir()):
-            paths.root.rmdir()  # a run that never started leaves no empty folder behind
-        raise
-    if resumed is not None:
-        palette = check_palette(torch.tensor(resumed.info["palette"], dtype=torch.float32))
-    elif config.palette_file is not None:
-        palette = load_palette(config.palette_file)
-    else:
-        palette = fit_palette(
-            data.train_rgb,
-            config.num_colours,
-            seed=config.seed,
-            cache_dir=cache_dir if cache_dir is not None else default_cache_dir(),
-        )
+    with distributed.main_process_first(group):
+        try:
+            data = load_course_data(config.data_settings(), cache_dir)
+        except BaseException:
+            if made_run_folder and not any(paths.root.iterdir()):
+                paths.root.rmdir()  # a run that never started leaves no empty folder behind
+            raise
+        if resumed is not None:
+            palette = check_palette(torch.tensor(resumed.info["palette"], dtype=torch.float32))
+        elif config.palette_file is not None:
+            palette = load_palette(config.palette_file)
+        else:
+            palette = fit_palette(
+                data.train_rgb,
+                config.num_colours,
+                seed=config.seed,
+                cache_dir=cache_dir if cache_dir is not None else default_cache_dir(),
+            )
     for name in ("train_rgb", "test_rgb"):
         setattr(data, name, getattr(data, name).to(device))
     palette = palette.to(device)
