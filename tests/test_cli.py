@@ -129,3 +129,26 @@ def test_a_damaged_checkpoint_header_is_one_line(tmp_path: Path, capsys) -> None
     save_file({"model.x": torch.zeros(1)}, str(folder / "best.safetensors"), {"colorcnn": header})
     assert main(["evaluate", str(tmp_path / "run")]) == 1
     assert "lacks valid palette" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_command_line_defaults_are_the_training_defaults(command: str) -> None:
+    # The command line spells its defaults out (importing the training code would slow
+    # every command's start), so they must agree with TrainConfig's.
+    import dataclasses
+
+    import typer.main
+
+    from colorcnn.cli import app
+    from colorcnn.training import TrainConfig
+
+    click_command = typer.main.get_command(app).commands[command]
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    checked = 0
+    for parameter in click_command.params:
+        if parameter.name in defaults and parameter.default is not None:
+            assert parameter.default == defaults[parameter.name], parameter.name
+            checked += 1
+    assert checked >= 6
+    epochs = next(p for p in click_command.params if p.name == "epochs")
+    assert str(epochs.default or epochs.show_default) == str(TrainConfig.epochs)

@@ -105,7 +105,13 @@ def train(
     ] = 5000,
     epochs: Annotated[
         int | None,
-        typer.Option("--epochs", "-e", min=1, show_default="25", help="Epochs to train in all."),
+        typer.Option(
+            "--epochs",
+            "-e",
+            min=1,
+            show_default="25",
+            help="Epochs to train in all; with --resume, the run's own.",
+        ),
     ] = None,
     batch_size: BatchSizeOption = 100,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (positive).")] = 0.001,
@@ -261,7 +267,8 @@ def evaluate(
     ] = None,
     chroma_gain: ChromaGainOption = None,
     baselines: Annotated[
-        bool, typer.Option(help="Also score the grey and mean-colour baselines.")
+        bool,
+        typer.Option(help="Also score the baselines: grey, course grey and mean training colour."),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     device: DeviceOption = "cpu",
@@ -269,7 +276,7 @@ def evaluate(
 ) -> None:
     """Score a trained model on the test split: the course's loss and accuracy, PSNR and
     SSIM with the true lightness, colourfulness and its gap to the truth, and the AuC of
-    the ab-error curve, beside two baselines without a network.
+    the ab-error curve, beside three baselines without a network.
 
     Examples:
 
@@ -573,18 +580,22 @@ def sweep(
     setting: Annotated[str, typer.Argument(help="epochs, batch-size, lr, kernel or num-filters.")],
     values: Annotated[str, typer.Argument(help="Values separated by commas, e.g. 32,64,128.")],
     model: Annotated[str, typer.Option("--model", help="A registered model name.")] = "unet",
-    data: Annotated[
-        str | None, typer.Option("--data", help="CIFAR-10 folder; default: the download.")
+    data: DataOption = None,
+    category: CategoryOption = "horse",
+    epochs: Annotated[
+        int, typer.Option("--epochs", min=1, help="Epochs of every run (unless swept).")
+    ] = 25,
+    batch_size: BatchSizeOption = 100,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 0.001,
+    kernel: Annotated[int, typer.Option("--kernel", min=1, help="Convolution kernel size.")] = 3,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", show_default="the model's", help="What the network predicts."),
     ] = None,
-    category: Annotated[str, typer.Option("--category")] = "horse",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 25,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 100,
-    lr: Annotated[float, typer.Option("--lr")] = 0.001,
-    kernel: Annotated[int, typer.Option("--kernel", min=1)] = 3,
-    target: Annotated[str | None, typer.Option("--target")] = None,
-    task: Annotated[str, typer.Option("--task")] = "colorize",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    task: Annotated[str, typer.Option("--task", help="colorize or superres.")] = "colorize",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of data order and weights.")] = 0,
     device: DeviceOption = "cpu",
+    cache_dir: CacheDirOption = None,
     out: Annotated[Path | None, typer.Option("--out", show_default="runs/sweep-SETTING")] = None,
     epochs_shown: Annotated[
         str | None,
@@ -614,7 +625,9 @@ def sweep(
         lr=lr, kernel=kernel, target=target, task=task, seed=seed, device=device,
         out=str(folder),
     )  # fmt: skip
-    runs = run_sweep(base, name, parsed, folder, log=typer.echo, show_progress=progress)
+    runs = run_sweep(
+        base, name, parsed, folder, log=typer.echo, show_progress=progress, cache_dir=cache_dir
+    )
     report = compare_runs(runs, folder / "report", _epoch_list(epochs_shown, "--show-epochs"))
     typer.echo(f"Wrote {report} (open it in a browser)")
 

@@ -50,9 +50,6 @@ class Span:
     def union(self, other: Span) -> Span:
         return Span(np.minimum(self.first, other.first), np.maximum(self.last, other.last))
 
-    def size_at(self, row: int) -> int:
-        return int(self.last[row] - self.first[row] + 1)
-
     @property
     def size(self) -> int:
         """The largest receptive field of any row."""

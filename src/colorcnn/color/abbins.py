@@ -10,8 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from colorcnn.color.spaces import L_MAX
-
 BIN_STEP = 10.0  # width of an ab bin
 AB_EXTENT = 110.0  # bin centres lie on the grid -110, -100, ..., 110 in a and in b
 SOFT_NEIGHBOURS = 5  # soft encoding spreads each pixel over its 5 nearest bins ...
@@ -136,4 +134,4 @@ class ABBins:
         return torch.einsum("nqhw,qc->nchw", probabilities, centres)
 
 
-__all__ = ["ABBins", "ANNEALED_T", "L_MAX", "in_gamut_bins"]
+__all__ = ["ABBins", "ANNEALED_T", "in_gamut_bins"]

@@ -101,7 +101,8 @@ class Formulation(ABC):
 
     @abstractmethod
     def inputs(self, rgb: torch.Tensor) -> torch.Tensor:
-        """Network input (N, 1, H, W) from course-scale RGB (N, 3, H, W)."""
+        """Network input (N, in_channels, H, W) from course-scale RGB (N, 3, H, W): grey
+        or L for colourizing, the small RGB picture for super-resolution."""
 
     @abstractmethod
     def targets(self, rgb: torch.Tensor) -> torch.Tensor:

@@ -123,7 +123,10 @@ def load_palette(path: str | Path) -> torch.Tensor:
             f"palette {path} has shape {values.shape}; expected (num_colours >= 2, 3)"
         )
     if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
-        raise ColorcnnError(f"palette {path} has values outside [0, 1]; expected RGB / 256")
+        raise ColorcnnError(
+            f"palette {path} has values from {values.min():g} to {values.max():g}; expected "
+            "finite RGB / 256 in [0, 1]"
+        )
     return torch.from_numpy(values.astype(np.float32))
 
 

@@ -33,7 +33,8 @@ class DataSettings:
     data: str | None = None  # folder (batches or image-folder tree); None = official download
     category: str = DEFAULT_CATEGORY  # class name, class index, or "all" (CIFAR-10 only)
     seed: int = 0  # NumPy seed of the course's one-time shuffle (and of photo crops)
-    dataset: str = "cifar10"  # "cifar10", or "photos": a folder of colour photographs
+    dataset: str = "cifar10"  # "cifar10", "photos" (a folder of colour photographs) or
+    # "photos+cifar10" (the photos' crops plus CIFAR-10 images of every class)
     crop_size: int = photos.DEFAULT_CROP  # photos: side of the square crops
     crops_per_photo: int = photos.DEFAULT_CROPS_PER_PHOTO  # photos: random crops per photo
     cifar_data: str | None = None  # photos+cifar10: CIFAR-10 folder; None = official download

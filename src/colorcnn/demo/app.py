@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import IMAGE_SUFFIXES
 from colorcnn.inference.colorize import DEFAULT_WORKING_SIZE, sample_photos
 
@@ -167,7 +167,7 @@ def serve(
             )  # fmt: skip
         except OSError as error:  # the port is taken or the host cannot be bound
             raise ColorcnnError(
-                f"cannot serve on {host}:{port} ({str(error).splitlines()[0]}); "
+                f"cannot serve on {host}:{port} ({first_line(error)}); "
                 "expected a free port (--port)"
             ) from None
         if started is not None:

@@ -135,7 +135,11 @@ def evaluate(
     if isinstance(truth_rgb, TrueImages):
         truth = truth_rgb
         if not torch.equal(truth.palette.cpu(), formulation.palette.cpu()):
-            raise ColorcnnError("the true images were prepared with another palette")
+            raise ColorcnnError(
+                f"the true images were prepared with another palette ({len(truth.palette)} "
+                f"colours) than the formulation's ({len(formulation.palette)} colours); "
+                "expected the same palette"
+            )
     else:
         truth = TrueImages.prepare(truth_rgb.to(device), formulation.palette.to(device))
     network = fold_batch_norm(model)  # the same function, faster; `model` stays as it is

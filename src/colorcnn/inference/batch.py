@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import IMAGE_SUFFIXES
 from colorcnn.inference.images import LoadedImage, read_image, save_image
 
@@ -133,8 +133,7 @@ def process_files(
             report(f"failed {job.source}: {error}")
             continue
         except Exception as error:  # noqa: BLE001 - one odd file must not end the batch
-            lines = str(error).strip().splitlines()
-            message = f"{type(error).__name__}: {lines[0] if lines else 'no details'}"
+            message = f"{type(error).__name__}: {first_line(error)}"
             summary.failed.append((job.source, message))
             report(f"failed {job.source}: {message}")
             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import atomic_path
 
 METADATA_KEY = "colorcnn"
@@ -64,8 +64,7 @@ def _export(model, example, batch, height, width):
             verbose=False,
         )
     except Exception as error:  # the exporter raises many internal types
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise ColorcnnError(f"ONNX export failed ({first_line})") from None
+        raise ColorcnnError(f"ONNX export failed ({first_line(error)})") from None
 
 
 class OnnxModel:
@@ -90,9 +89,6 @@ class OnnxModel:
             raise ColorcnnError(f"{path} was not exported by colorcnn; it has no description")
         self.info = json.loads(metadata[METADATA_KEY])
         self.input_name = self.session.get_inputs()[0].name
-
-    def eval(self) -> OnnxModel:
-        return self
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)

@@ -29,7 +29,10 @@ class ConcatConv2d(nn.Conv2d):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.groups != 1 or self.padding_mode != "zeros":
-            raise ValueError("ConcatConv2d supports groups=1 and zero padding only")
+            raise ValueError(
+                "ConcatConv2d supports groups=1 and zero padding only, got "
+                f"groups={self.groups}, padding_mode={self.padding_mode!r}"
+            )
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         widths = [part.shape[1] for part in inputs]

@@ -26,7 +26,7 @@ def register_model(factory: Callable[..., ColourNet]) -> Callable[..., ColourNet
     name = factory.__name__
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
-    description = (factory.__doc__ or "").strip().splitlines()[0] if factory.__doc__ else ""
+    description = next(iter((factory.__doc__ or "").strip().splitlines()), "")
     _REGISTRY[name] = ModelEntry(name, factory, description)
     return factory
 

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import atomic_path, write_json
 
 CHECKPOINT_FORMAT = "colorcnn-checkpoint-v1"
@@ -166,9 +166,8 @@ def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
         model = create_model(info["model"], **info["model_args"])
         model.load_state_dict(checkpoint.model_state, strict=True)
     except (RuntimeError, TypeError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0]
         raise ColorcnnError(
             f"checkpoint weights do not fit model {info['model']!r} with {info['model_args']} "
-            f"({first_line})"
+            f"({first_line(error)})"
         ) from error
     return model

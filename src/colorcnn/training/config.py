@@ -28,7 +28,8 @@ class TrainConfig:
     model: str = "unet"  # a registered model name (`colorcnn models`)
     data: str | None = None  # folder of CIFAR-10; None downloads the official archive
     category: str = "horse"  # class name or index, or "all"
-    dataset: str = "cifar10"  # "cifar10", or "photos" (random crops of a photo folder)
+    dataset: str = "cifar10"  # "cifar10", "photos" (random crops of a photo folder) or
+    # "photos+cifar10" (those crops plus CIFAR-10 images of every class)
     crop_size: int = DEFAULT_CROP  # photos: crop side in pixels
     crops_per_photo: int = DEFAULT_CROPS_PER_PHOTO  # photos: random crops per training photo
     cifar_data: str | None = None  # photos+cifar10: CIFAR-10 folder; None = official download
@@ -53,7 +54,7 @@ class TrainConfig:
     out: str = "runs/unet"  # run folder: metrics, pictures, checkpoints
     shuffle_each_epoch: bool = False  # the course walks the once-shuffled set in order
     picture_every: int = 1  # epochs between prediction grids; 0 turns them off
-    device: str = "cpu"  # "cpu", "cuda", or "auto"
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto"
     deterministic: bool = True  # deterministic kernels, so a seed gives the same metrics
     channels_last: bool = True  # NHWC activations: faster convolutions (benchmarks/speed.py)
 

@@ -27,7 +27,7 @@ from colorcnn.color.palette import check_palette, fit_palette, load_palette, pal
 from colorcnn.data.cache import default_cache_dir
 from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
 from colorcnn.data.datasets import load_course_data, resolve_categories
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.evaluation.evaluate import TrueImages, evaluate
 from colorcnn.files import atomic_open, write_json
 from colorcnn.models import create_model, model_entry, model_objective
@@ -422,9 +422,8 @@ def _fit(
             best_val_loss = resumed.info["best_val_loss"]
             start_epoch = resumed.info["epoch"] + 1
         except (RuntimeError, KeyError, TypeError, ValueError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise ColorcnnError(
-                f"{paths.root}: the last checkpoint cannot be resumed ({first_line})"
+                f"{paths.root}: the last checkpoint cannot be resumed ({first_line(error)})"
             ) from error
         log(f"Resuming {paths.root} at epoch {start_epoch + 1} of {config.epochs}")
     elif main_process:

@@ -29,10 +29,10 @@ def parse_values(setting: str, text: str) -> list[int | float]:
         values = [SWEEPABLE[setting](part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ColorcnnError(
-            f"--values for {setting} expects numbers separated by commas, got {text!r}"
+            f"VALUES for {setting} expects numbers separated by commas, got {text!r}"
         ) from None
     if not values or len(set(values)) != len(values):
-        raise ColorcnnError(f"--values expects distinct numbers, got {text!r}")
+        raise ColorcnnError(f"VALUES expects distinct numbers, got {text!r}")
     return values
 
 
@@ -50,6 +50,7 @@ def run_sweep(
     out: Path,
     log: Callable[[str], None] = print,
     show_progress: bool = True,
+    cache_dir: Path | None = None,
 ) -> list[Path]:
     """Train `base` once per value into out/<setting>=<value>; finished runs are kept,
     interrupted ones resumed. Returns the run folders in the order of `values`."""
@@ -62,7 +63,7 @@ def run_sweep(
             log(f"{folder.name}: already trained ({done} epochs)")
         else:
             log(f"{folder.name}: training")
-            fit(config, resume=done > 0, show_progress=show_progress, log=log)
+            fit(config, resume=done > 0, cache_dir=cache_dir, show_progress=show_progress, log=log)
         folders.append(folder)
     write_json(Path(out) / "sweep.json", {"setting": setting, "values": values,
                                           "base": base.to_dict()})  # fmt: skip
