@@ -68,8 +68,21 @@ def test_an_upload_becomes_a_full_size_colour_download(service: DemoService, tmp
             assert page_picture.size == shown.size and page_picture.format == "JPEG"
 
 
-def test_the_grey_side_is_the_results_own_lightness(service: DemoService, tmp_path: Path):
-    result = service.colorize_upload(_grey_file(tmp_path))
+@pytest.mark.parametrize("upload_kind", ["grey", "colour"])
+def test_the_grey_side_is_the_results_own_lightness(
+    service: DemoService, tmp_path: Path, upload_kind: str
+):
+    upload = _grey_file(tmp_path)
+    if upload_kind == "colour":  # a colour photo: the grey side is derived from the result
+        with Image.open(upload) as grey:
+            red, green, blue = (
+                np.asarray(grey, dtype=np.float32) * share for share in (1, 0.7, 0.3)
+            )
+        colour = np.stack((red, green, blue), axis=-1).astype(np.uint8)
+        upload = tmp_path / "colour.png"
+        Image.fromarray(colour).save(upload)
+    result = service.colorize_upload(upload)
+    assert _chroma(result.grey).max() < 1.0
 
     def lightness(image):
         rgb = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)

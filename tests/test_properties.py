@@ -13,6 +13,7 @@ from PIL import Image
 from colorcnn.color.abbins import BIN_STEP, ABBins
 from colorcnn.color.spaces import grey_lightness, lab_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.inference import Colorizer
+from colorcnn.inference.images import from_pil
 
 unit_floats = st.floats(0.0, 1.0, allow_nan=False, width=32)
 rgb_images = st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(1, 9)).flatmap(
@@ -85,4 +86,8 @@ def test_colorize_keeps_the_size_of_any_image(colorizer, width, height, mode, se
     result = colorizer.colorize(image, 32)
     assert result.size == (width, height)
     assert result.mode == ("RGBA" if mode in ("RGBA", "LA") else "RGB")
-    assert np.isfinite(np.asarray(result, dtype=np.float32)).all()
+    # The output keeps the lightness of the picture as read, to rounding and gamut.
+    pixels = torch.from_numpy(from_pil(image).pixels).permute(2, 0, 1)[None].expand(-1, 3, -1, -1)
+    shown = torch.from_numpy(np.asarray(result.convert("RGB"), dtype=np.float32) / 255)
+    difference = rgb_to_lab(shown.permute(2, 0, 1)[None])[0, 0] - rgb_to_lab(pixels)[0, 0]
+    assert difference.abs().median() < 1.0
