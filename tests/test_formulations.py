@@ -142,6 +142,34 @@ def test_scoring_decodes_what_the_separate_calls_give(
         assert own is None
 
 
+def _every_formulation(palette: torch.Tensor, course_images: torch.Tensor) -> list:
+    from colorcnn.superres.formulations import SUPERRES_TARGETS, build_superres
+
+    colour = [build_formulation(name, palette, train_rgb=course_images) for name in TARGETS]
+    return colour + [build_superres(name, palette, 2) for name in SUPERRES_TARGETS]
+
+
+def test_every_formulation_draws_its_picture_rows(palette, course_images) -> None:
+    for formulation in _every_formulation(palette, course_images):
+        inputs = formulation.inputs(course_images)
+        outputs = _logits(formulation.out_channels)
+        rows = formulation.picture_rows(outputs, inputs, course_images)
+        assert len(rows) >= 3 and "prediction" in rows, formulation.name
+        assert torch.equal(rows["prediction"], formulation.predict_rgb(outputs, inputs))
+        for label, images in rows.items():
+            assert images.shape[0] == N and images.shape[-2:] == (H, W), (formulation.name, label)
+            assert images.min() >= 0 and images.max() <= 1, (formulation.name, label)
+        if formulation.name in ("palette-rgb", "superres-palette"):
+            truth = rows["ground truth\n(palette)"]
+            colours = unit_rgb(palette)  # every truth pixel is one of the palette's colours
+            distance = (truth.permute(0, 2, 3, 1).reshape(-1, 1, 3) - colours).abs().sum(-1)
+            assert distance.min(dim=1).values.max() < 1e-6
+        if formulation.name == "palette-rgb":  # the course's rows and the true lightness
+            joined = rows["prediction,\ntrue lightness"]
+            expected = true_lightness(course_images)
+            assert (rgb_to_lab(joined)[:, :1] - expected).abs().median() < 0.5
+
+
 # --- inputs and targets ---------------------------------------------------------------------
 
 

@@ -163,6 +163,17 @@ class Formulation(ABC):
         """What a checkpoint must store to rebuild this formulation (besides the palette)."""
         return {"name": self.name}
 
+    def picture_rows(
+        self, outputs: torch.Tensor, inputs: torch.Tensor, truth_rgb: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The labelled rows of a run's per-epoch prediction grid, each (N, C, H, W) in
+        [0, 1]: what the network saw, the truth it learns, and its prediction."""
+        return {
+            "grey input": inputs.clamp(0, 1),
+            "ground truth": unit_rgb(truth_rgb),
+            "prediction": self.predict_rgb(outputs, inputs),
+        }
+
 
 class PaletteClassification(Formulation):
     """One of K palette colours per pixel; outputs are logits (N, K, H, W)."""
@@ -197,6 +208,22 @@ class PaletteClassification(Formulation):
         indices = best_class(outputs)
         own = unit_rgb(palette_image(indices, self.palette)) if own_picture else None
         return indices, self._with_lightness(indices, lightness), own
+
+    def quantized(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Course-scale RGB in the palette's colours, each pixel its nearest, in [0, 1]."""
+        return unit_rgb(palette_image(self.targets(rgb), self.palette))
+
+    def picture_rows(self, outputs, inputs, truth_rgb):
+        """The course's rows (grey input, the truth in palette colours, the prediction), and
+        the prediction's chroma with the true lightness beside them."""
+        return {
+            "grey input": inputs.clamp(0, 1),
+            "ground truth\n(palette)": self.quantized(truth_rgb),
+            "prediction": self.predict_rgb(outputs, inputs),
+            "prediction,\ntrue lightness": self.predict_rgb(
+                outputs, inputs, true_lightness(truth_rgb)
+            ),
+        }
 
     def _with_lightness(self, indices: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
         """The palette colours' chroma joined with `lightness`: the K colours are converted

@@ -85,6 +85,14 @@ class SuperResPalette(_SuperResolution, PaletteClassification):
     def predict_rgb(self, outputs, inputs, lightness=None):
         return unit_rgb(palette_image(best_class(outputs), self.palette))
 
+    def picture_rows(self, outputs, inputs, truth_rgb):
+        return {
+            f"input (1/{self.scale}\nresolution)": unit_rgb(inputs),
+            "ground truth\n(palette)": self.quantized(truth_rgb),
+            "bilinear\nbaseline": self.baseline_rgb(truth_rgb),
+            "prediction": self.predict_rgb(outputs, inputs),
+        }
+
     def baseline_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         """The course's bilinear baseline: quantized truth, pooled, upsampled bilinearly."""
         quantized = palette_image(nearest_colour(rgb, self.palette)[:, 0], self.palette)
@@ -114,6 +122,13 @@ class SuperResResidual(_SuperResolution, Formulation):
 
     def predict_rgb(self, outputs, inputs, lightness=None):
         return unit_rgb((inputs + outputs).float())
+
+    def picture_rows(self, outputs, inputs, truth_rgb):
+        return {  # the input is the bicubic baseline itself
+            f"input: bicubic\nfrom 1/{self.scale}": unit_rgb(inputs),
+            "ground truth": unit_rgb(truth_rgb),
+            "prediction": self.predict_rgb(outputs, inputs),
+        }
 
     def baseline_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         return unit_rgb(self.inputs(rgb))

@@ -20,10 +20,8 @@ from colorcnn.color.formulations import (
     build_formulation,
     default_target,
     images_per_chunk,
-    true_lightness,
-    unit_rgb,
 )
-from colorcnn.color.palette import check_palette, fit_palette, load_palette, palette_image
+from colorcnn.color.palette import check_palette, fit_palette, load_palette
 from colorcnn.data.cache import default_cache_dir
 from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
 from colorcnn.data.datasets import load_course_data, resolve_categories
@@ -201,33 +199,7 @@ def _save_picture(
     truth_rgb = truth_rgb[:PICTURE_IMAGES]
     with torch.inference_mode():
         model.eval()
-        outputs = model(inputs)
-        rows = {"grey input": inputs.clamp(0, 1)}
-        if formulation.task == "superres":
-            if formulation.name == "superres-palette":
-                rows = {f"input (1/{formulation.scale}\nresolution)": unit_rgb(inputs)}
-                truth_indices = formulation.targets(truth_rgb)
-                rows["ground truth\n(palette)"] = unit_rgb(
-                    palette_image(truth_indices, formulation.palette)
-                )
-                rows["bilinear\nbaseline"] = formulation.baseline_rgb(truth_rgb)
-            else:  # the input is the bicubic baseline itself
-                rows = {f"input: bicubic\nfrom 1/{formulation.scale}": unit_rgb(inputs)}
-                rows["ground truth"] = unit_rgb(truth_rgb)
-            rows["prediction"] = formulation.predict_rgb(outputs, inputs)
-        elif formulation.name == "palette-rgb":
-            truth_indices = formulation.targets(truth_rgb)
-            rows["ground truth\n(palette)"] = unit_rgb(
-                palette_image(truth_indices, formulation.palette)
-            )
-            rows["prediction"] = formulation.predict_rgb(outputs, inputs)
-            lightness = true_lightness(truth_rgb)
-            rows["prediction,\ntrue lightness"] = formulation.predict_rgb(
-                outputs, inputs, lightness
-            )
-        else:
-            rows["ground truth"] = unit_rgb(truth_rgb)
-            rows["prediction"] = formulation.predict_rgb(outputs, inputs)
+        rows = formulation.picture_rows(model(inputs), inputs, truth_rgb)
     save_prediction_grid(
         rows,
         paths.picture(epoch),
