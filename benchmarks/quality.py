@@ -72,8 +72,7 @@ def comparison_picture(protocol: str, run_dirs: list[Path], target: Path) -> Non
 
     from colorcnn.color.formulations import true_lightness, unit_rgb
     from colorcnn.data.datasets import DataSettings, load_course_data
-    from colorcnn.evaluation.evaluate import formulation_from_info
-    from colorcnn.training.checkpoint import build_model, load_checkpoint
+    from colorcnn.training.checkpoint import build_model, formulation_from_info, load_checkpoint
     from colorcnn.training.pictures import save_prediction_grid
 
     first = load_checkpoint(run_dirs[0])

@@ -682,10 +682,15 @@ def activations(
     from colorcnn.analysis.activations import save_activation_pictures
     from colorcnn.color.formulations import course_rgb
     from colorcnn.data.datasets import load_course_data
-    from colorcnn.evaluation.evaluate import formulation_from_info, palette_and_data_settings
     from colorcnn.inference.colorize import working_shape
     from colorcnn.inference.images import read_image
-    from colorcnn.training.checkpoint import build_model, load_checkpoint, resolve_checkpoint
+    from colorcnn.training.checkpoint import (
+        build_model,
+        formulation_from_info,
+        load_checkpoint,
+        palette_and_data_settings,
+        resolve_checkpoint,
+    )
 
     tensor_path = resolve_checkpoint(model, "best")
     checkpoint = load_checkpoint(tensor_path)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from colorcnn.color.abbins import ANNEALED_T, ABBins
+from colorcnn.color.abbins import ABBins
 from colorcnn.color.formulations import (
     Formulation,
-    build_formulation,
     course_rgb,
-    default_target,
     true_lightness,
     unit_rgb,
 )
@@ -219,48 +216,6 @@ def evaluate_baselines(
     return results
 
 
-def formulation_from_info(
-    info: dict,
-    palette: torch.Tensor,
-    temperature: float | None = None,
-    chroma_gain: float | None = None,
-):
-    """Rebuild a checkpoint's formulation; `temperature` (ab-bins) and `chroma_gain`
-    (ab-regression) override how the saved one decodes."""
-    described = info.get("formulation") or {"name": default_target(info.get("objective", ""))}
-    if temperature is not None and described["name"] != "ab-bins":
-        raise ColorcnnError(
-            f"a temperature applies to ab-bins models only; this one predicts {described['name']}"
-        )
-    saved_temperature = described.get("temperature", ANNEALED_T)
-    return build_formulation(
-        described["name"],
-        palette,
-        described=described,
-        temperature=temperature if temperature is not None else saved_temperature,
-        chroma_gain=chroma_gain,
-    )
-
-
-def palette_and_data_settings(info: dict, source: Path, data: str | None = None):
-    """The palette and the data settings a checkpoint was trained with; `data` overrides
-    where the images are read from."""
-    from colorcnn.color.palette import check_palette
-    from colorcnn.data.datasets import DataSettings
-
-    try:
-        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
-        known = {field.name for field in dataclasses.fields(DataSettings)}
-        settings = DataSettings(**{k: v for k, v in info["data"].items() if k in known})
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ColorcnnError(
-            f"{source}: its description lacks valid palette or data settings ({error!r})"
-        ) from error
-    if data is not None:
-        settings = dataclasses.replace(settings, data=data)
-    return palette, settings
-
-
 def evaluate_checkpoint(
     checkpoint_path: str | Path,
     data: str | None = None,
@@ -279,7 +234,13 @@ def evaluate_checkpoint(
     numbers are those of training; `data` overrides only where the images are read from.
     """
     from colorcnn.data.datasets import load_course_data
-    from colorcnn.training.checkpoint import build_model, load_checkpoint, resolve_checkpoint
+    from colorcnn.training.checkpoint import (
+        build_model,
+        formulation_from_info,
+        load_checkpoint,
+        palette_and_data_settings,
+        resolve_checkpoint,
+    )
     from colorcnn.training.loop import resolve_device
 
     if batch_size < 1:

@@ -63,8 +63,7 @@ class Colorizer:
     ) -> Colorizer:
         """A run folder or .safetensors checkpoint with PyTorch, or an exported .onnx file
         with ONNX Runtime."""
-        from colorcnn.evaluation.evaluate import formulation_from_info
-        from colorcnn.training.checkpoint import build_model, load_checkpoint
+        from colorcnn.training.checkpoint import build_model, formulation_from_info, load_checkpoint
 
         if backend == "onnx" or Path(checkpoint).suffix.lower() == ".onnx":
             from colorcnn.inference.onnx import OnnxModel

@@ -35,8 +35,12 @@ class Upscaler:
 
     @classmethod
     def load(cls, checkpoint: str | Path) -> Upscaler:
-        from colorcnn.evaluation.evaluate import formulation_from_info, palette_and_data_settings
-        from colorcnn.training.checkpoint import build_model, load_checkpoint
+        from colorcnn.training.checkpoint import (
+            build_model,
+            formulation_from_info,
+            load_checkpoint,
+            palette_and_data_settings,
+        )
 
         loaded = load_checkpoint(checkpoint, prefer="best")
         palette, _ = palette_and_data_settings(loaded.info, Path(checkpoint))

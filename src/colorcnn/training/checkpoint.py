@@ -8,6 +8,7 @@ a run killed between the two writes still resumes from a consistent file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from colorcnn.color.abbins import ANNEALED_T
+from colorcnn.color.formulations import Formulation, build_formulation, default_target
+from colorcnn.color.palette import check_palette
+from colorcnn.data.datasets import DataSettings
 from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import atomic_path, write_json
 
@@ -171,3 +176,44 @@ def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
             f"({first_line(error)})"
         ) from error
     return model
+
+
+def formulation_from_info(
+    info: dict,
+    palette: torch.Tensor,
+    temperature: float | None = None,
+    chroma_gain: float | None = None,
+) -> Formulation:
+    """Rebuild a checkpoint's formulation; `temperature` (ab-bins) and `chroma_gain`
+    (ab-regression) override how the saved one decodes."""
+    described = info.get("formulation") or {"name": default_target(info.get("objective", ""))}
+    if temperature is not None and described["name"] != "ab-bins":
+        raise ColorcnnError(
+            f"a temperature applies to ab-bins models only; this one predicts {described['name']}"
+        )
+    saved_temperature = described.get("temperature", ANNEALED_T)
+    return build_formulation(
+        described["name"],
+        palette,
+        described=described,
+        temperature=temperature if temperature is not None else saved_temperature,
+        chroma_gain=chroma_gain,
+    )
+
+
+def palette_and_data_settings(
+    info: dict, source: Path, data: str | None = None
+) -> tuple[torch.Tensor, DataSettings]:
+    """The palette and the data settings a checkpoint was trained with; `data` overrides
+    where the images are read from."""
+    try:
+        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
+        known = {field.name for field in dataclasses.fields(DataSettings)}
+        settings = DataSettings(**{k: v for k, v in info["data"].items() if k in known})
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ColorcnnError(
+            f"{source}: its description lacks valid palette or data settings ({error!r})"
+        ) from error
+    if data is not None:
+        settings = dataclasses.replace(settings, data=data)
+    return palette, settings
