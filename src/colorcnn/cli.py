@@ -676,49 +676,13 @@ def activations(
 
         colorcnn activations photo --image old_photo.jpg -o activations
     """
-    import numpy as np
-    import torch
+    from colorcnn.analysis.activations import picture_checkpoint_activations
 
-    from colorcnn.analysis.activations import save_activation_pictures
-    from colorcnn.color.formulations import course_rgb
-    from colorcnn.data.datasets import load_course_data
-    from colorcnn.inference.colorize import working_shape
-    from colorcnn.inference.images import read_image
-    from colorcnn.training.checkpoint import (
-        build_model,
-        formulation_from_info,
-        load_checkpoint,
-        palette_and_data_settings,
-        resolve_checkpoint,
+    written = picture_checkpoint_activations(
+        model, image=image, index=index, size=size, data=data, output=output, cache_dir=cache_dir
     )
-
-    tensor_path = resolve_checkpoint(model, "best")
-    checkpoint = load_checkpoint(tensor_path)
-    network = build_model(checkpoint).eval()
-    palette, settings = palette_and_data_settings(checkpoint.info, tensor_path, data)
-    formulation = formulation_from_info(checkpoint.info, palette)
-    if image is not None:
-        loaded = read_image(image)
-        side = size or (settings.crop_size if settings.dataset != "cifar10" else 32)
-        height, width = working_shape(loaded.height, loaded.width, side, network.size_multiple)
-        picture = loaded.to_uint8_pil().convert("RGB").resize((width, height))
-        unit = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)
-        rgb, truth_known, label = course_rgb(unit[None]), loaded.was_colour, image.stem
-    else:
-        test_rgb = load_course_data(settings, cache_dir).test_rgb
-        if index >= len(test_rgb):
-            raise ColorcnnError(
-                f"--index {index} is out of range; the validation set has {len(test_rgb)} images"
-            )
-        rgb, truth_known, label = test_rgb[index : index + 1], True, f"index_{index}"
-    if output is None:
-        run_folder = Path(model)
-        output = (
-            run_folder / "activations" if run_folder.is_dir() else Path("activations")
-        ) / label
-    title = f"{checkpoint.info['model']} ({formulation.name}), {label}"
-    written = save_activation_pictures(network, formulation, rgb, output, title, truth_known)
-    typer.echo(f"Wrote {written.overview} and {len(written.layers)} layer pictures in {output}")
+    folder = written.overview.parent
+    typer.echo(f"Wrote {written.overview} and {len(written.layers)} layer pictures in {folder}")
 
 
 @app.command()

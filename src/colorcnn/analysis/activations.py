@@ -42,6 +42,61 @@ def _show(axis, picture: np.ndarray, title: str, cmap: str | None = None) -> Non
     axis.set_yticks([])
 
 
+def picture_checkpoint_activations(
+    checkpoint: str | Path,
+    *,
+    image: Path | None = None,
+    index: int = 0,
+    size: int | None = None,
+    data: str | None = None,
+    output: Path | None = None,
+    cache_dir: Path | None = None,
+) -> ActivationPictures:
+    """`save_activation_pictures` for a saved network (run folder, checkpoint or shipped
+    name) and one image: the validation image at `index` of the run's own data, or the file
+    `image`, resized to `size` (the shorter side; default the training images' side). The
+    pictures go to `output`, by default RUN/activations/<image> beside a run folder."""
+    from colorcnn.color.formulations import course_rgb
+    from colorcnn.data.datasets import load_course_data
+    from colorcnn.inference.colorize import working_shape
+    from colorcnn.inference.images import read_image
+    from colorcnn.training.checkpoint import (
+        build_model,
+        formulation_from_info,
+        load_checkpoint,
+        palette_and_data_settings,
+        resolve_checkpoint,
+    )
+
+    tensor_path = resolve_checkpoint(checkpoint, "best")
+    loaded_checkpoint = load_checkpoint(tensor_path)
+    network = build_model(loaded_checkpoint).eval()
+    info = loaded_checkpoint.info
+    palette, settings = palette_and_data_settings(info, tensor_path, data)
+    formulation = formulation_from_info(info, palette)
+    if image is not None:
+        loaded = read_image(image)
+        side = size or (settings.crop_size if settings.dataset != "cifar10" else 32)
+        height, width = working_shape(loaded.height, loaded.width, side, network.size_multiple)
+        picture = loaded.to_uint8_pil().convert("RGB").resize((width, height))
+        unit = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)
+        rgb, truth_known, label = course_rgb(unit[None]), loaded.was_colour, Path(image).stem
+    else:
+        test_rgb = load_course_data(settings, cache_dir).test_rgb
+        if index >= len(test_rgb):
+            raise ColorcnnError(
+                f"--index {index} is out of range; the validation set has {len(test_rgb)} images"
+            )
+        rgb, truth_known, label = test_rgb[index : index + 1], True, f"index_{index}"
+    if output is None:
+        run_folder = Path(checkpoint)
+        output = (
+            run_folder / "activations" if run_folder.is_dir() else Path("activations")
+        ) / label
+    title = f"{info['model']} ({formulation.name}), {label}"
+    return save_activation_pictures(network, formulation, rgb, output, title, truth_known)
+
+
 @torch.inference_mode()
 def save_activation_pictures(
     model: torch.nn.Module,
