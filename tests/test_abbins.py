@@ -18,6 +18,7 @@ from colorcnn.color.abbins import (
     in_gamut_bins,
 )
 from colorcnn.color.spaces import rgb_to_lab
+from colorcnn.errors import ColorcnnError
 
 STEP = 10
 
@@ -337,6 +338,6 @@ def test_decode_keeps_dtype(bins: ABBins, logits: torch.Tensor) -> None:
 def test_decode_rejects_bad_method_and_temperature(bins: ABBins, logits: torch.Tensor) -> None:
     with pytest.raises(ValueError, match="decode method"):
         bins.decode(logits, "median")
-    for temperature in (0.0, -1.0):
-        with pytest.raises(ValueError, match="temperature"):
+    for temperature in (0.0, -1.0, float("nan")):
+        with pytest.raises(ColorcnnError, match="temperature must be a positive number"):
             bins.decode(logits, "annealed", temperature=temperature)

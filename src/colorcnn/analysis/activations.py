@@ -59,7 +59,7 @@ def picture_checkpoint_activations(
     from colorcnn.color.formulations import course_rgb
     from colorcnn.data.datasets import load_course_data
     from colorcnn.inference.colorize import working_shape
-    from colorcnn.inference.images import read_image
+    from colorcnn.inference.images import from_uint8, read_image
     from colorcnn.training.checkpoint import (
         build_model,
         formulation_from_info,
@@ -79,8 +79,11 @@ def picture_checkpoint_activations(
         side = size or (settings.crop_size if settings.dataset != "cifar10" else 32)
         height, width = working_shape(loaded.height, loaded.width, side, network.size_multiple)
         picture = loaded.to_uint8_pil().convert("RGB").resize((width, height))
-        unit = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255).permute(2, 0, 1)
-        rgb, truth_known, label = course_rgb(unit[None]), loaded.was_colour, Path(image).stem
+        rgb, truth_known, label = (
+            course_rgb(from_uint8(picture)),
+            loaded.was_colour,
+            Path(image).stem,
+        )
     else:
         test_rgb = load_course_data(settings, cache_dir).test_rgb
         if index >= len(test_rgb):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from colorcnn.errors import ColorcnnError
+
 BIN_STEP = 10.0  # width of an ab bin
 AB_EXTENT = 110.0  # bin centres lie on the grid -110, -100, ..., 110 in a and in b
 SOFT_NEIGHBOURS = 5  # soft encoding spreads each pixel over its 5 nearest bins ...
@@ -127,11 +129,17 @@ class ABBins:
             temperature = 1.0
         elif method != "annealed":
             raise ValueError(f"decode method must be argmax, mean or annealed, got {method!r}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        positive_temperature(temperature)
         # softmax(log p / T) is softmax(logits / T): the log-softmax normaliser cancels.
         probabilities = torch.softmax(logits / temperature, dim=1)
         return torch.einsum("nqhw,qc->nchw", probabilities, centres)
 
 
-__all__ = ["ABBins", "ANNEALED_T", "in_gamut_bins"]
+def positive_temperature(temperature: float) -> float:
+    """The annealed mean's temperature, refused unless it is a positive number (NaN too)."""
+    if not temperature > 0:
+        raise ColorcnnError(f"temperature must be a positive number, got {temperature}")
+    return temperature
+
+
+__all__ = ["ABBins", "ANNEALED_T", "in_gamut_bins", "positive_temperature"]

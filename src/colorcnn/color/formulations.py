@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from colorcnn.color.abbins import ANNEALED_T, SOFT_NEIGHBOURS, ABBins
+from colorcnn.color.abbins import ANNEALED_T, SOFT_NEIGHBOURS, ABBins, positive_temperature
 from colorcnn.color.palette import nearest_colour, palette_image, rows_at
 from colorcnn.color.spaces import AB_SCALE, L_MAX, course_grey, replace_lightness, rgb_to_lab
 from colorcnn.color.spaces import join_lightness_and_ab as join_l_ab
@@ -347,8 +347,8 @@ class ABBinsClassification(_LabFormulation):
         return self.predict_ab(outputs, temperature)
 
     def check_temperature(self, temperature: float | None) -> None:
-        if temperature is not None and not temperature > 0:
-            raise ColorcnnError(f"temperature must be a positive number, got {temperature}")
+        if temperature is not None:
+            positive_temperature(temperature)
 
     def describe(self) -> dict:
         weights = None if self.class_weights is None else self.class_weights.cpu().tolist()

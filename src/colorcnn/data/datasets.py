@@ -199,14 +199,13 @@ def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
     folder = Path(settings.data).expanduser()
     files = photos.list_photos(folder)
-    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     extra = {
         "kind": "photo-crops", "root": str(folder.resolve()), "crop": settings.crop_size,
         "crops_per_photo": settings.crops_per_photo, "seed": settings.seed,
         "views": photos.VALIDATION_VIEWS, "min_crop_share": photos.MIN_CROP_SHARE,
         "validation_share": photos.VALIDATION_SHARE, "upright": "exif",
     }  # fmt: skip
-    key = cache.fingerprint(stats, extra)
+    key = cache.fingerprint_paths(files, extra)
     arrays = cache.load_arrays(cache_dir, key)
     if arrays is None:
         train, validation = photos.load_photo_arrays(

@@ -23,7 +23,7 @@ from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.files import IMAGE_SUFFIXES, atomic_path
 from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE, Colorizer
-from colorcnn.inference.images import LoadedImage, read_image, save_image, to_uint8
+from colorcnn.inference.images import LoadedImage, from_uint8, read_image, save_image, to_uint8
 from colorcnn.weights import shipped_models
 
 # Results of this many recent requests stay on disk for their download links; older ones
@@ -229,9 +229,8 @@ class DemoService:
                 grey = grey.resize(size, Image.Resampling.LANCZOS)
             return grey, shown
         # A colour upload: the result's own lightness without its chroma.
-        rgb = torch.from_numpy(np.asarray(shown, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        lightness = rgb_to_lab(rgb[None])[:, :1]
-        grey = join_lightness_and_ab(lightness, torch.zeros_like(rgb[None, :2]))
+        lightness = rgb_to_lab(from_uint8(shown))[:, :1]
+        grey = join_lightness_and_ab(lightness, torch.zeros_like(lightness).expand(-1, 2, -1, -1))
         return Image.fromarray(to_uint8(grey[0])), shown
 
     def _keep(

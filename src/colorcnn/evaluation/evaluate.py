@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from colorcnn.color.abbins import ABBins
+from colorcnn.color.abbins import ABBins, positive_temperature
 from colorcnn.color.formulations import (
     Formulation,
     course_rgb,
@@ -245,8 +245,8 @@ def evaluate_checkpoint(
 
     if batch_size < 1:
         raise ColorcnnError(f"batch-size must be a positive integer, got {batch_size}")
-    if temperature is not None and not temperature > 0:
-        raise ColorcnnError(f"temperature must be a positive number, got {temperature}")
+    if temperature is not None:
+        positive_temperature(temperature)
     tensor_path = resolve_checkpoint(checkpoint_path, prefer)
     checkpoint = load_checkpoint(tensor_path)
     info = checkpoint.info

@@ -16,7 +16,7 @@ from colorcnn.color.formulations import Formulation, course_rgb
 from colorcnn.color.palette import check_palette
 from colorcnn.color.spaces import grey_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.images import LoadedImage, load_any, to_pil, to_uint8
+from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil, to_uint8
 from colorcnn.models import create_model
 from colorcnn.models.folding import fold_batch_norm
 
@@ -104,9 +104,7 @@ class Colorizer:
         h, w = working_shape(image.height, image.width, shorter_side, self.size_multiple)
         small = image.to_uint8_pil().convert("RGB")
         small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        small_rgb = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
-        small_rgb = small_rgb.permute(2, 0, 1)[None]  # (1, 3, h, w)
-        inputs = self.formulation.inputs(course_rgb(small_rgb))
+        inputs = self.formulation.inputs(course_rgb(from_uint8(small)))
         return self.formulation.predict_chroma(self.model(inputs), inputs, temperature)
 
     @torch.inference_mode()

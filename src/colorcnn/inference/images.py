@@ -156,6 +156,12 @@ def load_any(image: str | Path | Image.Image | np.ndarray) -> LoadedImage:
     )
 
 
+def from_uint8(picture: Image.Image) -> torch.Tensor:
+    """An 8-bit picture as RGB in [0, 1] (1, 3, H, W): the inverse of `to_uint8`."""
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None]
+
+
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
     """RGB in [0, 1] (3, H, W) -> rounded 8-bit (H, W, 3), as images are written."""
     return (rgb.permute(1, 2, 0) * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -59,7 +59,7 @@ class Upscaler:
         low = course_rgb(rgb.permute(2, 0, 1)[None])  # (1, 3, h, w)
         up = bicubic_up(low, self.scale)  # (1, 3, H, W): the network's input
         height, width = up.shape[-2:]
-        multiple = getattr(self.model, "size_multiple", 4)
+        multiple = self.model.size_multiple
         output = np.empty((height, width, 3), dtype=np.uint8)
         for top in range(0, height, TILE):
             for left in range(0, width, TILE):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from colorcnn.color.abbins import ANNEALED_T
+from colorcnn.color.abbins import ANNEALED_T, positive_temperature
 from colorcnn.color.formulations import (
     REGRESSION_LOSSES,
     SUPERRES_TARGETS,
@@ -84,8 +84,7 @@ class TrainConfig:
             raise ColorcnnError(f"lr must be a positive number, got {self.lr}")
         if self.target is not None:
             check_target(self.target)
-        if not self.temperature > 0:
-            raise ColorcnnError(f"temperature must be a positive number, got {self.temperature}")
+        positive_temperature(self.temperature)
         if self.regression_loss not in REGRESSION_LOSSES:
             raise ColorcnnError(
                 f"regression-loss must be one of {', '.join(REGRESSION_LOSSES)}, "
