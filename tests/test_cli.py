@@ -111,6 +111,9 @@ def test_resume_and_out_mistakes_fail_before_any_work(tmp_path: Path, capsys) ->
     assert "--resume expects a run folder" in _one_line_error(capsys)
     assert main(["train", "--out", str(a_file / "run"), "--no-progress"]) == 1
     assert "cannot create the run folder" in _one_line_error(capsys)
+    other = ["--out", str(tmp_path / "b"), "--no-progress"]
+    assert main(["train", "--resume", str(tmp_path / "a"), *other]) == 1
+    assert "name different run folders" in _one_line_error(capsys)
 
 
 def test_a_damaged_checkpoint_header_is_one_line(tmp_path: Path, capsys) -> None:

@@ -192,3 +192,23 @@ def test_grey_and_rgb_copies_of_a_grey_photo_colourize_alike(trained_runs) -> No
     from_grey = np.asarray(colorize(grey, trained_runs["ab-bins"], size=32), dtype=np.int16)
     from_rgb = colorize(grey.convert("RGB"), trained_runs["ab-bins"], size=32)
     assert np.abs(from_grey - np.asarray(from_rgb, dtype=np.int16)).max() <= 1
+
+
+def test_arrays_of_every_supported_kind_are_read_on_their_scale() -> None:
+    from colorcnn.inference.images import from_array
+
+    grey8 = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    np.testing.assert_allclose(from_array(grey8).pixels[..., 0], grey8 / 255, atol=1e-7)
+    grey16 = grey8.astype(np.uint16) * 257
+    np.testing.assert_allclose(from_array(grey16).pixels[..., 0], grey8 / 255, atol=1e-7)
+    floats = np.linspace(-0.5, 1.5, 12).reshape(3, 4)  # outside [0, 1]: clipped
+    np.testing.assert_allclose(from_array(floats).pixels[..., 0], floats.clip(0, 1), atol=1e-7)
+    rgba = np.zeros((3, 4, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 128  # red, half transparent
+    loaded = from_array(rgba)
+    assert loaded.pixels.shape == (3, 4, 3) and loaded.was_colour
+    assert (loaded.alpha == 128).all()
+    with pytest.raises(ColorcnnError, match="expected uint8, uint16 or float pixels, got int64"):
+        from_array(np.zeros((3, 4), dtype=np.int64))
+    with pytest.raises(ColorcnnError, match=r"got \(3, 4, 2\)"):
+        from_array(np.zeros((3, 4, 2), dtype=np.uint8))

@@ -159,13 +159,13 @@ def test_shared_batch_norm_equals_batch_norm_on_one_process(
 
 
 def test_gradients_are_summed_with_the_loss_and_missing_ones_are_zero(one_process_group) -> None:
-    from colorcnn.training.distributed import sum_gradients_and
+    from colorcnn.training.distributed import sum_gradients_and_loss
 
     model = torch.nn.Linear(3, 2)
     unused = torch.nn.Parameter(torch.ones(4))
     model.register_parameter("unused", unused)
     model(torch.ones(5, 3)).sum().backward()
     expected = model.weight.grad.clone()
-    assert sum_gradients_and(model, 2.5) == 2.5  # one process: the sum is its own
+    assert sum_gradients_and_loss(model, 2.5) == 2.5  # one process: the sum is its own
     torch.testing.assert_close(model.weight.grad, expected)
     assert torch.equal(unused.grad, torch.zeros(4))  # every process sends the same length

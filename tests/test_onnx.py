@@ -64,6 +64,17 @@ def test_onnx_backend_refuses_other_files(exported, tmp_path: Path) -> None:
         Colorizer.load(tmp_path / "fake.onnx")
 
 
+def test_export_refuses_other_suffixes_and_keeps_existing_files(exported, tmp_path, capsys):
+    run, onnx_path = exported
+    assert main(["export", "onnx", str(run), "-o", str(tmp_path / "model.onx")]) == 1
+    assert "--output must end in .onnx" in capsys.readouterr().err
+    before = onnx_path.read_bytes()
+    assert main(["export", "onnx", str(run), "-o", str(onnx_path)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert onnx_path.read_bytes() == before
+    assert main(["export", "onnx", str(run), "-o", str(onnx_path), "--overwrite"]) == 0
+
+
 @pytest.mark.slow
 def test_the_shipped_photo_model_exports_with_sides_in_steps_of_32(tmp_path: Path) -> None:
     from colorcnn.inference.onnx import OnnxModel

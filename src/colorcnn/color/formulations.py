@@ -22,8 +22,14 @@ import torch.nn.functional as F
 
 from colorcnn.color.abbins import ANNEALED_T, SOFT_NEIGHBOURS, ABBins, positive_temperature
 from colorcnn.color.palette import nearest_colour, palette_image, rows_at
-from colorcnn.color.spaces import AB_SCALE, L_MAX, course_grey, replace_lightness, rgb_to_lab
-from colorcnn.color.spaces import join_lightness_and_ab as join_l_ab
+from colorcnn.color.spaces import (
+    AB_SCALE,
+    L_MAX,
+    course_grey,
+    join_lightness_and_ab,
+    replace_lightness,
+    rgb_to_lab,
+)
 from colorcnn.errors import ColorcnnError
 
 COURSE_TO_UNIT = 256.0 / 255.0  # course pixels are uint8 / 256
@@ -230,7 +236,7 @@ class PaletteClassification(Formulation):
         to Lab once instead of every pixel's colour."""
         palette_ab = rgb_to_lab(unit_rgb(self.palette)[:, :, None, None])[:, 1:, 0, 0]
         ab = rows_at(palette_ab.to(lightness), indices).permute(0, 3, 1, 2)
-        return join_l_ab(lightness, ab)
+        return join_lightness_and_ab(lightness, ab)
 
 
 class RGBRegression(Formulation):
@@ -285,7 +291,7 @@ class _LabFormulation(Formulation):
 
     @staticmethod
     def _join(ab: torch.Tensor, inputs: torch.Tensor, lightness: torch.Tensor | None = None):
-        return join_l_ab(inputs * L_MAX if lightness is None else lightness, ab)
+        return join_lightness_and_ab(inputs * L_MAX if lightness is None else lightness, ab)
 
 
 class ABBinsClassification(_LabFormulation):

@@ -73,7 +73,7 @@ def share(batch: torch.Tensor, group: Group) -> torch.Tensor:
     return torch.tensor_split(batch, group.world_size)[group.rank]
 
 
-def sum_gradients_and(model: nn.Module, value: float) -> float:
+def sum_gradients_and_loss(model: nn.Module, value: float) -> float:
     """Sum every gradient over the processes, together with `value` (this process's loss),
     in ONE all-reduce (in float64), and return the summed value.
 

@@ -147,7 +147,7 @@ def train_one_epoch(
             else:
                 loss = outputs.sum() * 0.0
             loss.backward()
-            value = distributed.sum_gradients_and(model, loss.item())
+            value = distributed.sum_gradients_and_loss(model, loss.item())
         if not math.isfinite(value):
             # Stepping on it would poison every weight; the run stops with its last good
             # checkpoint (saved at the end of the previous epoch) untouched.
@@ -163,7 +163,7 @@ def train_one_epoch(
     return sum(losses) / len(losses)
 
 
-def fast_layout(value):
+def fast_layout(value: torch.nn.Module | torch.Tensor) -> torch.nn.Module | torch.Tensor:
     """Channels-last (NHWC) memory for a network or a 4-D batch: oneDNN's and cuDNN's
     convolutions run faster on it (benchmarks/speed.py on 2 CPU cores: 1.33x for the CNN and
     the PhotoUNet, about even for the course UNet); the values are the same."""
@@ -402,10 +402,10 @@ def _fit(
         write_json(paths.config, config.to_dict())
         write_json(paths.palette, {"scale": "rgb / 256", "colours": palette.cpu().tolist()})
 
-    what = f"category {config.category!r}" if config.dataset == "cifar10" else config.dataset
+    data_name = f"category {config.category!r}" if config.dataset == "cifar10" else config.dataset
     log(
         f"Training {config.model} ({formulation.name}) on {len(data.train_rgb)} train / "
-        f"{len(data.test_rgb)} val images of {what} "
+        f"{len(data.test_rgb)} val images of {data_name} "
         f"({sum(p.numel() for p in model.parameters()):,} weights, "
         f"{device.type}"
         + (f" x {group.world_size} processes" if group is not None else "")
@@ -485,7 +485,9 @@ def _fit(
     if finished is not None:
         finished(model)
     if history and main_process:
-        save_loss_curves(history, paths.loss_curves, f"{config.model} ({formulation.name}), {what}")
+        save_loss_curves(
+            history, paths.loss_curves, f"{config.model} ({formulation.name}), {data_name}"
+        )
         best = min(history, key=lambda r: r["val_loss"])
         picture = paths.picture(best["epoch"])
         shown = f" (pictures/{picture.name})" if picture.is_file() else ""
