@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from colorcnn.files import atomic_open
+
 
 def cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo")
@@ -44,9 +46,8 @@ def replace_section(document: Path, marker: str, body: str) -> None:
         text = before + block + after
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = document.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(document)
+    with atomic_open(document) as handle:
+        handle.write(text)
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -56,7 +57,6 @@ def save_results(name: str, payload: dict) -> Path:
     """Write benchmarks/results/<name>.json whole, through a temporary file."""
     RESULTS_DIR.mkdir(exist_ok=True)
     target = RESULTS_DIR / f"{name}.json"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(target)
+    with atomic_open(target) as handle:
+        handle.write(json.dumps(payload, indent=2) + "\n")
     return target

@@ -28,6 +28,7 @@ from _machine import describe_machine, replace_section, save_results  # noqa: E4
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab  # noqa: E402
 from colorcnn.data.photos import list_photos, split_photos  # noqa: E402
 from colorcnn.evaluation import metrics  # noqa: E402
+from colorcnn.files import atomic_path  # noqa: E402
 from colorcnn.inference import Colorizer  # noqa: E402
 from colorcnn.inference.images import read_image  # noqa: E402
 
@@ -70,7 +71,8 @@ def save_examples(colorizer, greys, truths, size: int, target: Path, count: int 
     fig.suptitle(f"Held-out photos, working size {size}", fontsize=11)
     fig.tight_layout()
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=80)
+    with atomic_path(target) as temporary:
+        fig.savefig(temporary, format="png", dpi=80)
     plt.close(fig)
 
 
