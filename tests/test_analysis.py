@@ -58,7 +58,9 @@ def test_compare_writes_a_report_with_both_runs(tiny_runs, tmp_path) -> None:
         assert (out / name).stat().st_size > 0, name
     markdown = (out / "report.md").read_text()
     assert "| cnn |" in markdown and "| unet |" in markdown
-    assert '"cnn"' in markdown and '"unet"' in markdown  # the setting that differs: model
+    header = markdown.splitlines()[2]
+    assert header.startswith("| run | model | epochs trained |")  # the one setting that differs
+    assert "| cnn | cnn | 2 |" in markdown and "| unet | unet | 3 |" in markdown
     assert "No picture for: cnn epoch 2" in markdown  # the cnn run stopped after 2 epochs
     assert "<table>" in (out / "report.html").read_text()
 

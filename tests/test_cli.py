@@ -42,9 +42,14 @@ def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys) -> 
         json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()
     ]
     assert epochs == [0, 1]
+    settings = json.loads((run / "config.json").read_text())
+    assert settings["epochs"] == 2 and settings["target"] == "palette-rgb"  # what was trained
 
-    # Nothing left to train: said in one line, and the run is untouched.
+    # Nothing left to train, or settings a resumed run would ignore: said in one line, and
+    # the run is untouched.
     before = (run / "metrics.jsonl").read_text()
+    assert main(["train", "--resume", str(run), "--lr", "0.5", "-b", "7", "--epochs", "3"]) == 1
+    assert "--batch-size, --lr cannot change with --resume" in _one_line_error(capsys)
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 1
     assert "has trained 2 epochs already; expected --epochs above 2" in _one_line_error(capsys)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 1

@@ -79,6 +79,7 @@ TemperatureOption = Annotated[
 
 @app.command()
 def train(
+    context: typer.Context,
     model: ModelOption = "unet",
     data: DataOption = None,
     category: CategoryOption = "horse",
@@ -223,6 +224,8 @@ def train(
     run_dir = resume if resume is not None else (out or Path("runs") / model)
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise ColorcnnError(f"--out {out} and --resume {resume} name different run folders")
+    if resume is not None:
+        _refuse_settings_a_resumed_run_ignores(context)
     config = TrainConfig(
         model=model, data=data, category=category, epochs=epochs or TrainConfig.epochs,
         batch_size=batch_size,
@@ -249,6 +252,28 @@ def train(
                 f"--epochs above {config.epochs} to train it further"
             )
     fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
+
+
+# What a resumed run takes from the command line; the rest comes from the run itself.
+_RESUME_OPTIONS = frozenset({"resume", "epochs", "data", "device", "out", "progress", "cache_dir"})
+
+
+def _refuse_settings_a_resumed_run_ignores(context: typer.Context) -> None:
+    def typed(name: str) -> bool:
+        # By the source's name: typer carries its own copy of click's ParameterSource.
+        source = context.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    given = [
+        parameter.opts[0]
+        for parameter in context.command.params
+        if parameter.name not in _RESUME_OPTIONS and typed(parameter.name)
+    ]
+    if given:
+        raise ColorcnnError(
+            f"{', '.join(given)} cannot change with --resume, which continues the run with its "
+            "own settings; expected only --epochs, --data and --device (or a new run with --out)"
+        )
 
 
 @app.command()

@@ -56,7 +56,8 @@ def read_run(folder: Path) -> Run:
 
 def _differences(runs: list[Run]) -> list[str]:
     """The settings that differ between runs: what the comparison is about."""
-    keys = sorted({key for run in runs for key in run.config} - {"out"})
+    # The epochs a run has trained are their own column; the budget in config.json is not.
+    keys = sorted({key for run in runs for key in run.config} - {"out", "epochs"})
     return [key for key in keys if len({json.dumps(run.config.get(key)) for run in runs}) > 1]
 
 
@@ -106,6 +107,13 @@ def _pictures(runs: list[Run], epochs: list[int], path: Path) -> list[str]:
     return missing
 
 
+def _setting(value) -> str:
+    """A setting as a table cell: text as it is, nothing as "-", other values as JSON."""
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def compare_runs(folders: list[Path], out_dir: Path, epochs: list[int] | None = None) -> Path:
     """Write report.md, report.html, curves.png and (with pictures) pictures.png; returns
     the HTML report's path."""
@@ -128,13 +136,13 @@ def compare_runs(folders: list[Path], out_dir: Path, epochs: list[int] | None = 
     missing = _pictures(runs, epochs, out_dir / "pictures.png")
 
     differing = _differences(runs)
-    header = ["run", *differing, "epochs"]
+    header = ["run", *differing, "epochs trained"]
     for _, title, _ in COLUMNS:
         header += [f"final {title}", f"best {title}"]
     rows = []
     for run in runs:
         final, best = run.history[-1], run.best
-        cells = [run.label, *[json.dumps(run.config.get(key)) for key in differing]]
+        cells = [run.label, *[_setting(run.config.get(key)) for key in differing]]
         cells.append(str(len(run.history)))
         for key, _, fmt in COLUMNS:
             for record in (final, best):

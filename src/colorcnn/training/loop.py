@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -338,6 +339,7 @@ def _fit(
 
     objective = model_objective(config.model)
     target = config.target or default_target(objective, config.dataset, config.task)
+    config = dataclasses.replace(config, target=target)  # config.json names what was trained
     formulation = build_formulation(
         target,
         palette,
@@ -398,8 +400,9 @@ def _fit(
                 f"{paths.root}: the last checkpoint cannot be resumed ({first_line(error)})"
             ) from error
         log(f"Resuming {paths.root} at epoch {start_epoch + 1} of {config.epochs}")
-    elif main_process:
+    if main_process:  # on resume too: the epoch budget, device or data folder may be new
         write_json(paths.config, config.to_dict())
+    if resumed is None and main_process:
         write_json(paths.palette, {"scale": "rgb / 256", "colours": palette.cpu().tolist()})
 
     data_name = f"category {config.category!r}" if config.dataset == "cifar10" else config.dataset
