@@ -115,6 +115,31 @@ def test_photos_plus_cifar_adds_resized_cifar_images(tmp_path: Path, tiny_cifar:
     assert torch.equal(mixed.test_rgb.sort(dim=0).values, plain.test_rgb.sort(dim=0).values)
 
 
+def test_a_photos_plus_cifar_run_is_evaluated_where_both_folders_now_lie(
+    tmp_path: Path, tiny_cifar: Path, capsys
+) -> None:
+    import shutil
+
+    from colorcnn.cli import main
+    from colorcnn.training import TrainConfig, fit
+
+    folder, cifar = tmp_path / "photos", tmp_path / "cifar"
+    _make_photos(folder, count=6)
+    shutil.copytree(tiny_cifar, cifar)
+    config = TrainConfig(
+        model="unet_small", data=str(folder), dataset="photos+cifar10", cifar_data=str(cifar),
+        cifar_images=5, crop_size=16, crops_per_photo=2, epochs=1, batch_size=4,
+        out=str(tmp_path / "run"), picture_every=0,
+    )  # fmt: skip
+    fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
+    moved_photos, moved_cifar = folder.rename(tmp_path / "p2"), cifar.rename(tmp_path / "c2")
+    common = ["evaluate", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache2")]
+    assert main([*common, "--data", str(moved_photos)]) == 1  # CIFAR-10 no longer there
+    assert str(cifar) in capsys.readouterr().err
+    assert main([*common, "--data", str(moved_photos), "--cifar-data", str(moved_cifar)]) == 0
+    assert "PSNR" in capsys.readouterr().out
+
+
 def test_photo_runs_default_to_ab_regression(tmp_path: Path) -> None:
     from colorcnn.training import TrainConfig, fit
     from colorcnn.training.checkpoint import load_checkpoint

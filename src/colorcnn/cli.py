@@ -298,6 +298,14 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     device: DeviceOption = "cpu",
     cache_dir: CacheDirOption = None,
+    cifar_data: Annotated[
+        str | None,
+        typer.Option(
+            "--cifar-data",
+            help="Models trained on photos+cifar10 (such as photo): the CIFAR-10 folder "
+            "(default: the download); --data is then the photo folder.",
+        ),
+    ] = None,
 ) -> None:
     """Score a trained model on the test split: the course's loss and accuracy, PSNR and
     SSIM with the true lightness, colourfulness and its gap to the truth, and the AuC of
@@ -308,6 +316,8 @@ def evaluate(
         colorcnn evaluate runs/unet --data ./cifar10
 
         colorcnn evaluate runs/unet/checkpoints/last.safetensors --json
+
+        colorcnn evaluate photo --data ./photos --cifar-data ./cifar10
     """
     from colorcnn.evaluation.evaluate import evaluate_checkpoint
 
@@ -316,6 +326,7 @@ def evaluate(
     result = evaluate_checkpoint(
         checkpoint, data, prefer=which, batch_size=batch_size, cache_dir=cache_dir,
         device=device, temperature=temperature, chroma_gain=chroma_gain, baselines=baselines,
+        cifar_data=cifar_data,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True))

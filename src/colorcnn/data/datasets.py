@@ -239,9 +239,17 @@ def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> C
         )
     rng = np.random.RandomState(settings.seed)
     if settings.dataset in ("photos", "photos+cifar10"):
+        # The photo folder is checked, then CIFAR-10 read before the photos are cropped:
+        # where it must be downloaded and cannot be, that fails at once.
+        if settings.data is not None:
+            photos.list_photos(Path(settings.data).expanduser())
+        extra = (
+            _resized_cifar_sample(settings, cache_dir)
+            if settings.dataset == "photos+cifar10"
+            else None
+        )
         train_images, test_images = _load_photo_data(settings, cache_dir)
-        if settings.dataset == "photos+cifar10":
-            extra = _resized_cifar_sample(settings, cache_dir)
+        if extra is not None:
             train_images = np.concatenate((train_images, extra))
         train_rgb = course_preprocess(train_images, None, None, rng)
         test_rgb = course_preprocess(test_images, None, None, rng)

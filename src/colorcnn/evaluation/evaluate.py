@@ -227,11 +227,13 @@ def evaluate_checkpoint(
     temperature: float | None = None,
     chroma_gain: float | None = None,
     baselines: bool = True,
+    cifar_data: str | None = None,
 ) -> dict:
     """Every metric of a saved model on the test split of its category, and the baselines.
 
     The palette, formulation, category and shuffle seed come from the checkpoint, so the
-    numbers are those of training; `data` overrides only where the images are read from.
+    numbers are those of training; `data` and `cifar_data` override only where the images
+    are read from.
     """
     from colorcnn.data.datasets import load_course_data
     from colorcnn.training.checkpoint import (
@@ -250,7 +252,7 @@ def evaluate_checkpoint(
     tensor_path = resolve_checkpoint(checkpoint_path, prefer)
     checkpoint = load_checkpoint(tensor_path)
     info = checkpoint.info
-    palette, settings = palette_and_data_settings(info, tensor_path, data)
+    palette, settings = palette_and_data_settings(info, tensor_path, data, cifar_data)
     target_device = resolve_device(device)
     model = build_model(checkpoint).to(target_device)
     palette = palette.to(target_device)

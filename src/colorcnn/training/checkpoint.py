@@ -202,10 +202,10 @@ def formulation_from_info(
 
 
 def palette_and_data_settings(
-    info: dict, source: Path, data: str | None = None
+    info: dict, source: Path, data: str | None = None, cifar_data: str | None = None
 ) -> tuple[torch.Tensor, DataSettings]:
-    """The palette and the data settings a checkpoint was trained with; `data` overrides
-    where the images are read from."""
+    """The palette and the data settings a checkpoint was trained with; `data` (and, for
+    photos+cifar10, `cifar_data`) override where the images are read from."""
     try:
         palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
         known = {field.name for field in dataclasses.fields(DataSettings)}
@@ -216,4 +216,6 @@ def palette_and_data_settings(
         ) from error
     if data is not None:
         settings = dataclasses.replace(settings, data=data)
+    if cifar_data is not None:
+        settings = dataclasses.replace(settings, cifar_data=cifar_data)
     return palette, settings
