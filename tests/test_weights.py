@@ -95,3 +95,14 @@ def test_colorize_with_a_shipped_name(tmp_path: Path, capsys) -> None:
 def test_models_lists_shipped_weights(capsys) -> None:
     assert main(["models"]) == 0
     assert "cifar-horse-unet" in capsys.readouterr().out
+
+
+def test_an_architecture_name_points_at_its_shipped_weights(tmp_path: Path, capsys) -> None:
+    grey = tmp_path / "grey.png"
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(grey)
+    assert main(["colorize", str(grey), "-m", "unet", "-o", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "unet is no shipped model, run folder or checkpoint" in error
+    assert "(weights of this architecture: cifar-horse-unet)" in error
+    assert all(name in error for name in shipped_models())
+    assert len(error.splitlines()) == 1

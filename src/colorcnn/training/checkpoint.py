@@ -99,7 +99,7 @@ def save_checkpoint(
 def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
     """Accept a shipped model's name, a run folder, a `.safetensors` file, a `.json` file,
     or a stem."""
-    from colorcnn.weights import shipped_path
+    from colorcnn.weights import describe_shipped, shipped_models, shipped_path
 
     shipped = shipped_path(str(path))
     if shipped is not None and not Path(path).exists():
@@ -113,6 +113,17 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
         raise ColorcnnError(
             f"{path} holds no checkpoints/{prefer}.safetensors; expected a run folder made by "
             "`colorcnn train`, or a .safetensors checkpoint"
+        )
+    if path.suffix == "" and not path.with_suffix(".safetensors").is_file():
+        # A bare name that is neither a shipped model nor a checkpoint stem nor a folder.
+        names = ", ".join(sorted(shipped_models()))
+        trained = [
+            name for name in shipped_models() if describe_shipped(name)["model"] == path.name
+        ]
+        hint = f" (weights of this architecture: {', '.join(trained)})" if trained else ""
+        raise ColorcnnError(
+            f"{path} is no shipped model, run folder or checkpoint{hint}; expected one of "
+            f"{names}, a run folder or a .safetensors file"
         )
     if path.suffix == ".json" or path.suffix == "":
         path = path.with_suffix(".safetensors")
