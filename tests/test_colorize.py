@@ -177,6 +177,24 @@ def test_outputs_never_replace_inputs_and_missing_inputs_do_not_stop_the_rest(
     assert "Colourized 1 of 2" in captured.out and (out / "a.png").is_file()
 
 
+def test_one_input_can_be_written_to_a_named_file(trained_runs, tmp_path, capsys) -> None:
+    _grey_photo(32, 24).save(tmp_path / "a.png")
+    _grey_photo(32, 24).save(tmp_path / "b.png")
+    model = ["-m", str(trained_runs["ab-bins"]), "--size", "16"]
+    assert main(["colorize", str(tmp_path / "a.png"), "-o", str(tmp_path / "r.jpg"), *model]) == 0
+    with Image.open(tmp_path / "r.jpg") as written:
+        assert written.format == "JPEG" and written.size == (32, 24)
+    both = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    assert main(["colorize", *both, "-o", str(tmp_path / "two.jpg"), *model]) == 1
+    assert "names one file, but 2 images were given" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    assert main(["colorize", *both, "-o", str(tmp_path / "notes.txt"), *model]) == 1
+    assert "notes.txt is a file; expected a folder" in capsys.readouterr().err
+    assert main(["colorize", *both[:1], "-o", str(tmp_path / "r.gif"), *model]) == 1
+    assert "results are not written as .gif" in capsys.readouterr().err
+    assert not (tmp_path / "two.jpg").exists() and not (tmp_path / "r.gif").exists()
+
+
 def test_bad_inputs_are_one_line(trained_runs, tmp_path: Path) -> None:
     with pytest.raises(ColorcnnError, match="does not exist"):
         read_image(tmp_path / "missing.png")

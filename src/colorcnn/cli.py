@@ -384,7 +384,13 @@ def colorize(
         typer.Option("--sample", help="Also colourize the sample photo bundled with colorcnn."),
     ] = False,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for the colourized images.")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for the colourized images, or, for one input, the file to write "
+            "(e.g. result.jpg).",
+        ),
     ] = Path("colorized"),
     size: Annotated[
         int, typer.Option("--size", min=4, help="Shorter side at which the network runs.")
@@ -496,7 +502,12 @@ def upscale(
         typer.Option("--scale", show_default="the model's", help="2 or 4; must be the model's."),
     ] = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for the upscaled images.")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for the upscaled images, or, for one input, the file to write.",
+        ),
     ] = Path("upscaled"),
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")

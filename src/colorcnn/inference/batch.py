@@ -58,7 +58,20 @@ def plan_jobs(
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Expand files, folders and glob patterns into (source, target) pairs, and the inputs
     that do not exist. Files found in a folder keep their path below it; the others keep
-    their file name. The output folder itself is never read as input."""
+    their file name. The output folder itself is never read as input. An `out_dir` with an
+    image suffix that is not a folder names the output file of a single input."""
+    out_dir = Path(out_dir)
+    as_file = out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir()
+    if as_file and out_dir.suffix.lower() not in _KEPT_SUFFIXES:
+        raise ColorcnnError(
+            f"-o {out_dir}: results are not written as {out_dir.suffix}; expected a folder or "
+            f"a file ending in one of {', '.join(sorted(_KEPT_SUFFIXES))}"
+        )
+    if out_dir.exists() and not out_dir.is_dir() and not as_file:
+        raise ColorcnnError(
+            f"-o {out_dir} is a file; expected a folder for the results (or, for one input, "
+            "an image file name)"
+        )
     jobs: list[Job] = []
     missing: list[tuple[Path, str]] = []
     out_resolved = _real(out_dir.expanduser())
@@ -90,6 +103,14 @@ def plan_jobs(
     unique: dict[Path, Job] = {}
     for job in jobs:  # the same file named twice is colourized once
         unique.setdefault(_real(job.source), job)
+    if as_file:
+        if len(unique) > 1:
+            raise ColorcnnError(
+                f"-o {out_dir} names one file, but {len(unique)} images were given; expected a "
+                "folder for several"
+            )
+        for job in unique.values():
+            job.target = out_dir
     targets: dict[Path, Path] = {}
     for job in unique.values():
         if _real(job.target) == _real(job.source):
