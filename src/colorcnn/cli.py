@@ -428,20 +428,30 @@ def colorize(
     if not inputs:
         raise ColorcnnError("no input given; expected image files, folders or globs, or --sample")
 
+    planned = _plan(inputs, output, recursive)  # bad inputs or -o fail before the model loads
     colorizer = Colorizer.load(model, backend, chroma_gain)
     colorizer.check_temperature(temperature)
     _process_inputs(
-        inputs, output, recursive,
+        planned, output,
         lambda loaded: colorizer.colorize_loaded(loaded, size, temperature),
         overwrite=overwrite, progress=progress, doing="Colourizing", verb="Colourized",
         how=f"with {colorizer.name}", note_colour=True,
     )  # fmt: skip
 
 
+def _plan(inputs: list[str], output: Path, recursive: bool):
+    """(jobs, missing inputs) of `inputs` into `output`; none at all is an error."""
+    from colorcnn.inference.batch import plan_jobs
+
+    jobs, missing = plan_jobs(inputs, output, recursive)
+    if not jobs and not missing:
+        raise ColorcnnError(f"no images found in {' '.join(inputs)}")
+    return jobs, missing
+
+
 def _process_inputs(
-    inputs: list[str],
+    planned: tuple[list, list],
     output: Path,
-    recursive: bool,
     transform: Callable[[LoadedImage], Image.Image],
     *,
     overwrite: bool,
@@ -451,15 +461,13 @@ def _process_inputs(
     how: str,
     note_colour: bool = False,
 ) -> None:
-    """Expand the inputs, transform and write each file (one line per failure, the rest go
-    on), then print one summary line; exit with 1 if any input failed."""
+    """Transform and write each planned file (one line per failure, the rest go on), then
+    print one summary line; exit with 1 if any input failed."""
     from tqdm.auto import tqdm
 
-    from colorcnn.inference.batch import plan_jobs, process_files
+    from colorcnn.inference.batch import process_files
 
-    jobs, missing = plan_jobs(inputs, output, recursive)
-    if not jobs and not missing:
-        raise ColorcnnError(f"no images found in {' '.join(inputs)}")
+    jobs, missing = planned
 
     def report(line: str) -> None:
         tqdm.write(line, file=sys.stderr)
@@ -524,6 +532,7 @@ def upscale(
     """
     from colorcnn.superres.upscale import Upscaler
 
+    planned = _plan(inputs, output, recursive)
     upscaler = Upscaler.load(model)
     if scale is not None and scale != upscaler.scale:
         raise ColorcnnError(
@@ -531,7 +540,7 @@ def upscale(
             f"{upscaler.scale}"
         )
     _process_inputs(
-        inputs, output, recursive, upscaler.upscale_loaded, overwrite=overwrite,
+        planned, output, upscaler.upscale_loaded, overwrite=overwrite,
         progress=progress, doing="Upscaling", verb="Upscaled",
         how=f"x{upscaler.scale} with {upscaler.name}",
     )  # fmt: skip
