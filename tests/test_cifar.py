@@ -526,7 +526,7 @@ def test_load_raw_cifar10_without_data_uses_the_official_copy(
     folder = write_batches(tmp_path / "cache" / cifar.EXTRACTED_DIR)
     calls: list[Path] = []
 
-    def fake_ensure(cache_dir: Path) -> Path:
+    def fake_ensure(cache_dir: Path, show_progress: bool = True) -> Path:
         calls.append(cache_dir)
         return folder
 

@@ -64,6 +64,16 @@ def test_photo_dataset_loads_and_is_cached(tmp_path: Path) -> None:
     assert torch.equal(again.train_rgb, data.train_rgb)
 
 
+def test_cropping_shows_progress_only_when_asked(tmp_path: Path, capfd) -> None:
+    folder = tmp_path / "photos"
+    _make_photos(folder)
+    settings = DataSettings(str(folder), dataset="photos", crop_size=32, crops_per_photo=2)
+    load_course_data(settings, tmp_path / "quiet", show_progress=False)
+    assert "Cropping photos" not in capfd.readouterr().err
+    load_course_data(settings, tmp_path / "shown", show_progress=True)
+    assert "Cropping photos" in capfd.readouterr().err
+
+
 def test_photo_folder_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(ColorcnnError, match="does not exist"):
         photo_data.list_photos(tmp_path / "missing")

@@ -306,6 +306,9 @@ def evaluate(
             "(default: the download); --data is then the photo folder.",
         ),
     ] = None,
+    progress: Annotated[
+        bool, typer.Option(help="Show progress bars while the data is read.")
+    ] = True,
 ) -> None:
     """Score a trained model on the test split: the course's loss and accuracy, PSNR and
     SSIM with the true lightness, colourfulness and its gap to the truth, and the AuC of
@@ -326,7 +329,7 @@ def evaluate(
     result = evaluate_checkpoint(
         checkpoint, data, prefer=which, batch_size=batch_size, cache_dir=cache_dir,
         device=device, temperature=temperature, chroma_gain=chroma_gain, baselines=baselines,
-        cifar_data=cifar_data,
+        cifar_data=cifar_data, show_progress=progress,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True))

@@ -47,7 +47,9 @@ def _manual_placement_hint(cache_dir: Path, url: str) -> str:
     )
 
 
-def download_archive(url: str, destination: Path, expected_md5: str) -> None:
+def download_archive(
+    url: str, destination: Path, expected_md5: str, show_progress: bool = True
+) -> None:
     """Stream `url` to `destination`, checking the MD5 before the file gets its final name.
 
     The bytes go to a temporary `.part` file; only a complete download whose MD5 matches is
@@ -63,7 +65,11 @@ def download_archive(url: str, destination: Path, expected_md5: str) -> None:
         with os.fdopen(fd, "wb") as part, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(
-                total=total, unit="B", unit_scale=True, desc=f"Downloading {destination.name}"
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=f"Downloading {destination.name}",
+                disable=not show_progress,
             ) as progress:
                 for chunk in iter(lambda: response.read(_DOWNLOAD_CHUNK), b""):
                     part.write(chunk)
@@ -127,6 +133,7 @@ def ensure_cifar10(
     url: str = CIFAR10_URL,
     expected_md5: str = CIFAR10_MD5,
     download: bool = True,
+    show_progress: bool = True,
 ) -> Path:
     """Return the folder of verified, extracted CIFAR-10 batches, downloading them if needed.
 
@@ -150,7 +157,7 @@ def ensure_cifar10(
             )
     elif download:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        download_archive(url, archive, expected_md5)
+        download_archive(url, archive, expected_md5, show_progress)
     else:
         raise ColorcnnError(
             f"CIFAR-10 is not in {cache_dir} and downloading is off; "

@@ -90,7 +90,10 @@ def resolve_categories(category: str | int) -> list[int]:
 
 
 def load_raw_cifar10(
-    data: str | Path | None, cache_dir: Path | None = None, categories: list[int] | None = None
+    data: str | Path | None,
+    cache_dir: Path | None = None,
+    categories: list[int] | None = None,
+    show_progress: bool = True,
 ) -> RawCifar:
     """Decode CIFAR-10 from `data` (or the official download), reusing the decoded-array cache.
 
@@ -99,7 +102,7 @@ def load_raw_cifar10(
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
     if data is None:
-        batches_dir = cifar.ensure_cifar10(cache_dir)
+        batches_dir = cifar.ensure_cifar10(cache_dir, show_progress=show_progress)
         return _load_batches_cached(batches_dir, cache_dir)
     root = Path(data).expanduser()
     if not root.is_dir():
@@ -111,7 +114,7 @@ def load_raw_cifar10(
         if cifar.is_batches_folder(candidate):
             return _load_batches_cached(candidate, cache_dir)
     if folders.is_image_folder_tree(root):
-        return _load_image_folder_cached(root, cache_dir, categories)
+        return _load_image_folder_cached(root, cache_dir, categories, show_progress)
     raise ColorcnnError(
         f"{root} holds neither CIFAR-10 python batches (data_batch_1..5, test_batch) "
         "nor a {train,test}/<class>/*.jpg|png image-folder tree"
@@ -139,7 +142,7 @@ def _load_batches_cached(batches_dir: Path, cache_dir: Path) -> RawCifar:
 
 
 def _load_image_folder_cached(
-    root: Path, cache_dir: Path, categories: list[int] | None
+    root: Path, cache_dir: Path, categories: list[int] | None, show_progress: bool
 ) -> RawCifar:
     """Decode the tree one class at a time, each class with its own cache entry."""
     split_files = {
@@ -165,7 +168,10 @@ def _load_image_folder_cached(
             arrays = {}
             for split in folders.SPLITS:
                 images, labels = folders.decode_images(
-                    files[split], cifar.IMAGE_SIDE, desc=f"Decoding {split}/{CLASS_NAMES[category]}"
+                    files[split],
+                    cifar.IMAGE_SIDE,
+                    desc=f"Decoding {split}/{CLASS_NAMES[category]}",
+                    show_progress=show_progress,
                 )
                 arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
             cache.save_arrays(cache_dir, key, arrays)
@@ -193,7 +199,9 @@ def course_preprocess(
     return torch.from_numpy(np.ascontiguousarray(rgb))
 
 
-def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np.ndarray, ...]:
+def _load_photo_data(
+    settings: DataSettings, cache_dir: Path | None, show_progress: bool
+) -> tuple[np.ndarray, ...]:
     if settings.data is None:
         raise ColorcnnError("the photos dataset needs --data FOLDER (a folder of colour photos)")
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
@@ -209,16 +217,19 @@ def _load_photo_data(settings: DataSettings, cache_dir: Path | None) -> tuple[np
     arrays = cache.load_arrays(cache_dir, key)
     if arrays is None:
         train, validation = photos.load_photo_arrays(
-            folder, settings.crop_size, settings.crops_per_photo, settings.seed
+            folder, settings.crop_size, settings.crops_per_photo, settings.seed, show_progress
         )
         arrays = {"train_images": train, "test_images": validation}
         cache.save_arrays(cache_dir, key, arrays)
     return arrays["train_images"], arrays["test_images"]
 
 
-def _resized_cifar_sample(settings: DataSettings, cache_dir: Path | None) -> np.ndarray:
+def _resized_cifar_sample(
+    settings: DataSettings, cache_dir: Path | None, show_progress: bool
+) -> np.ndarray:
     """A seeded sample of CIFAR-10 training images (every class) at the photo crop size."""
-    raw = load_raw_cifar10(settings.cifar_data, cache_dir, list(range(len(CLASS_NAMES))))
+    every_class = list(range(len(CLASS_NAMES)))
+    raw = load_raw_cifar10(settings.cifar_data, cache_dir, every_class, show_progress)
     count = min(settings.cifar_images, len(raw.train_images))
     chosen = np.random.RandomState(settings.seed).choice(
         len(raw.train_images), count, replace=False
@@ -231,7 +242,9 @@ def _resized_cifar_sample(settings: DataSettings, cache_dir: Path | None) -> np.
     return resized
 
 
-def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> CourseData:
+def load_course_data(
+    settings: DataSettings, cache_dir: Path | None = None, show_progress: bool = True
+) -> CourseData:
     started = time.perf_counter()
     if settings.dataset not in DATASETS:
         raise ColorcnnError(
@@ -244,18 +257,18 @@ def load_course_data(settings: DataSettings, cache_dir: Path | None = None) -> C
         if settings.data is not None:
             photos.list_photos(Path(settings.data).expanduser())
         extra = (
-            _resized_cifar_sample(settings, cache_dir)
+            _resized_cifar_sample(settings, cache_dir, show_progress)
             if settings.dataset == "photos+cifar10"
             else None
         )
-        train_images, test_images = _load_photo_data(settings, cache_dir)
+        train_images, test_images = _load_photo_data(settings, cache_dir, show_progress)
         if extra is not None:
             train_images = np.concatenate((train_images, extra))
         train_rgb = course_preprocess(train_images, None, None, rng)
         test_rgb = course_preprocess(test_images, None, None, rng)
         return CourseData(train_rgb, test_rgb, [], time.perf_counter() - started)
     categories = resolve_categories(settings.category)
-    raw = load_raw_cifar10(settings.data, cache_dir, categories)
+    raw = load_raw_cifar10(settings.data, cache_dir, categories, show_progress)
     # One generator for both splits, in this order, as the course seeds NumPy once and
     # then processes train before test.
     train_rgb = course_preprocess(raw.train_images, raw.train_labels, categories, rng)

@@ -78,7 +78,9 @@ def open_rgb(path: Path) -> Image.Image:
         raise ColorcnnError(f"{path} could not be read as an image ({error})") from error
 
 
-def decode_images(files: list[ImageFile], side: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
+def decode_images(
+    files: list[ImageFile], side: int, desc: str, show_progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode files into (images uint8 (N, side, side, 3), labels int64 (N,)).
 
     An empty list gives empty arrays, so a class missing from one split is not an error here.
@@ -86,7 +88,7 @@ def decode_images(files: list[ImageFile], side: int, desc: str) -> tuple[np.ndar
     images = np.empty((len(files), side, side, 3), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
     for row, (path, class_index, _, _) in enumerate(
-        tqdm(files, desc=desc, unit="img", leave=False)
+        tqdm(files, desc=desc, unit="img", leave=False, disable=not show_progress)
     ):
         rgb = open_rgb(path)
         if rgb.size != (side, side):

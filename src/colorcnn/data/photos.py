@@ -97,14 +97,14 @@ def validation_views(image: Image.Image, size: int) -> np.ndarray:
 
 
 def load_photo_arrays(
-    folder: Path, crop: int, crops_per_photo: int, seed: int
+    folder: Path, crop: int, crops_per_photo: int, seed: int, show_progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train crops, validation views) as uint8 (N, crop, crop, 3) arrays."""
     split = split_photos(list_photos(folder))
     rng = np.random.RandomState(seed)
-    train = [
-        random_crops(open_rgb(path), crops_per_photo, crop, rng)
-        for path in tqdm(split.train, desc="Cropping photos", unit="photo", leave=False)
-    ]
+    shown = tqdm(
+        split.train, desc="Cropping photos", unit="photo", leave=False, disable=not show_progress
+    )
+    train = [random_crops(open_rgb(path), crops_per_photo, crop, rng) for path in shown]
     validation = [validation_views(open_rgb(path), crop) for path in split.validation]
     return np.concatenate(train), np.concatenate(validation)

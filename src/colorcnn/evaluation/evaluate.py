@@ -228,6 +228,7 @@ def evaluate_checkpoint(
     chroma_gain: float | None = None,
     baselines: bool = True,
     cifar_data: str | None = None,
+    show_progress: bool = True,
 ) -> dict:
     """Every metric of a saved model on the test split of its category, and the baselines.
 
@@ -257,7 +258,7 @@ def evaluate_checkpoint(
     model = build_model(checkpoint).to(target_device)
     palette = palette.to(target_device)
     formulation = formulation_from_info(info, palette, temperature, chroma_gain)
-    course_data = load_course_data(settings, cache_dir)
+    course_data = load_course_data(settings, cache_dir, show_progress)
     test_rgb = course_data.test_rgb.to(target_device)
     scores = evaluate(
         model,

@@ -317,7 +317,7 @@ def _fit(
 
     with distributed.main_process_first(group):
         try:
-            data = load_course_data(config.data_settings(), cache_dir)
+            data = load_course_data(config.data_settings(), cache_dir, show_progress)
         except BaseException:
             if made_run_folder and not any(paths.root.iterdir()):
                 paths.root.rmdir()  # a run that never started leaves no empty folder behind
