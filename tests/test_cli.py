@@ -160,3 +160,16 @@ def test_command_line_defaults_are_the_training_defaults(command: str) -> None:
     assert checked >= 6
     epochs = next(p for p in click_command.params if p.name == "epochs")
     assert str(epochs.default or epochs.show_default) == str(TrainConfig.epochs)
+
+
+def test_an_interrupted_run_says_what_it_keeps(monkeypatch, tmp_path: Path, capsys) -> None:
+    import colorcnn.training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(colorcnn.training, "fit", interrupted)
+    assert main(["train", "--out", str(tmp_path / "run"), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert "run has no finished epoch yet; nothing to resume" in err
+    assert err.strip().endswith("colorcnn: interrupted")

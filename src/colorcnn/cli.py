@@ -251,7 +251,26 @@ def train(
                 f"{resume} is complete ({config.epochs} of {config.epochs} epochs); pass "
                 f"--epochs above {config.epochs} to train it further"
             )
-    fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
+    try:
+        fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
+    except KeyboardInterrupt:
+        _say_how_to_resume(run_dir)
+        raise
+
+
+def _say_how_to_resume(run_dir: Path) -> None:
+    from colorcnn.training.checkpoint import load_checkpoint
+
+    last = run_dir / "checkpoints" / "last.safetensors"
+    if not last.is_file():
+        typer.echo(f"{run_dir} has no finished epoch yet; nothing to resume", err=True)
+        return
+    epochs = load_checkpoint(last).info["epoch"] + 1
+    typer.echo(
+        f"{run_dir} keeps its {epochs} finished epoch(s); continue with: "
+        f"colorcnn train --resume {run_dir}",
+        err=True,
+    )
 
 
 # What a resumed run takes from the command line; the rest comes from the run itself.
@@ -933,14 +952,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"colorcnn: error: {error}", file=sys.stderr)
         return 1
     except (typer.Abort, KeyboardInterrupt):
-        print("colorcnn: interrupted", file=sys.stderr)
-        return 130
+        status = 130
     except typer.Exit as done:
         return done.exit_code
     except TyperException as error:  # malformed command line: unknown option, bad value...
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         print(f"colorcnn: error: {message} (see colorcnn --help)", file=sys.stderr)
         return getattr(error, "exit_code", 2)
+    if status == 130:  # typer returns an interrupt as this status, without a word
+        print("colorcnn: interrupted", file=sys.stderr)
     return status if isinstance(status, int) else 0
 
 
