@@ -297,7 +297,9 @@ def _refuse_settings_a_resumed_run_ignores(context: typer.Context) -> None:
 
 @app.command()
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A run folder or a .safetensors checkpoint.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A run folder, a .safetensors checkpoint or a shipped name.")
+    ],
     data: DataOption = None,
     which: Annotated[
         str, typer.Option("--checkpoint", help="In a run folder, 'best' or 'last'.")
@@ -574,7 +576,9 @@ app.add_typer(export_app, name="export")
 
 @export_app.command("onnx")
 def export_onnx_command(
-    model: Annotated[Path, typer.Argument(help="A run folder or .safetensors checkpoint.")],
+    model: Annotated[
+        Path, typer.Argument(help="A run folder, a .safetensors checkpoint or a shipped name.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:

@@ -7,6 +7,8 @@ metadata, so `colorcnn colorize --backend onnx` needs nothing but the .onnx file
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,21 @@ def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
 
 
 def _export(model, example, batch, height, width):
+    # The exporter reports, for every export, the torchvision operators it skips (colorcnn
+    # uses none) and deprecations inside torch itself: nothing a user can act on.
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _run_exporter(model, example, batch, height, width)
+    finally:
+        exporter_log.setLevel(level)
+
+
+def _run_exporter(model, example, batch, height, width):
     try:
         return torch.onnx.export(
             model,
