@@ -115,3 +115,30 @@ def test_tiles_join_without_seams(superres_runs, monkeypatch) -> None:
     whole = np.asarray(upscaler.upscale(image), dtype=np.int16)
     assert tiled.shape == (280, 360, 3)
     assert np.abs(tiled - whole).max() <= 1
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_upscaling_a_window_reads_only_its_part_of_the_image(scale: int) -> None:
+    from colorcnn.superres.formulations import bicubic_up
+    from colorcnn.superres.upscale import _bicubic_window
+
+    low = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(scale))
+    full = bicubic_up(low, scale)
+    height, width = full.shape[-2:]
+    for y0, y1, x0, x1 in [(0, height, 0, width), (3, 41, 5, 67), (height - 9, height, 0, 7)]:
+        window = _bicubic_window(low, scale, y0, y1, x0, x1)
+        assert torch.equal(window, full[..., y0:y1, x0:x1]), (y0, y1, x0, x1)
+
+
+def test_results_above_the_size_limit_are_refused(superres_runs, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(upscale_module, "MAX_OUTPUT_PIXELS", 100 * 100)
+    Image.fromarray(np.zeros((60, 40, 3), np.uint8)).save(tmp_path / "big.png")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "small.png")
+    model = str(superres_runs["superres-rgb"])
+    inputs = [str(tmp_path / "big.png"), str(tmp_path / "small.png")]
+    assert main(["upscale", *inputs, "-m", model, "-o", str(tmp_path / "up")]) == 1
+    captured = capsys.readouterr()
+    scale = Upscaler.load(model).scale
+    expected = f"would be {40 * scale}x{60 * scale} px; expected at most 10,000 pixels"
+    assert expected in captured.err
+    assert (tmp_path / "up" / "small.png").is_file() and not (tmp_path / "up" / "big.png").exists()

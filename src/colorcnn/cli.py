@@ -564,7 +564,8 @@ def upscale(
             f"{upscaler.scale}"
         )
     _process_inputs(
-        planned, output, upscaler.upscale_loaded, overwrite=overwrite,
+        planned, output, lambda loaded: upscaler.upscale_loaded(loaded, progress),
+        overwrite=overwrite,
         progress=progress, doing="Upscaling", verb="Upscaled",
         how=f"x{upscaler.scale} with {upscaler.name}",
     )  # fmt: skip

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm.auto import tqdm
 
 from colorcnn.color.formulations import course_rgb
 from colorcnn.errors import ColorcnnError
@@ -21,6 +22,27 @@ from colorcnn.superres.formulations import SuperResResidual, bicubic_up
 # networks' receptive field (about 34 px), so tiles join without seams.
 TILE = 256
 MARGIN = 32
+
+
+# Upscaled pictures above this size are refused: a 100-megapixel result already takes
+# minutes on a laptop's CPU and about 0.5 GB for the picture alone.
+MAX_OUTPUT_PIXELS = 100_000_000
+# Low-resolution pixels read beyond a window: bicubic weights reach 2 pixels either side.
+_BICUBIC_REACH = 2
+
+
+def _bicubic_window(low: torch.Tensor, scale: int, y0: int, y1: int, x0: int, x1: int):
+    """Rows y0:y1 and columns x0:x1 of bicubic_up(low, scale), computed from the part of
+    `low` they depend on, so that no full-size copy of the image is ever made. The values
+    are those of the whole image's upsampling: each output pixel reads the same 4x4 source
+    pixels with the same weights, and torch clamps at the image's own borders alike."""
+    height, width = low.shape[-2:]
+    ly0, lx0 = max(y0 // scale - _BICUBIC_REACH, 0), max(x0 // scale - _BICUBIC_REACH, 0)
+    ly1 = min(-(-y1 // scale) + _BICUBIC_REACH, height)
+    lx1 = min(-(-x1 // scale) + _BICUBIC_REACH, width)
+    up = bicubic_up(low[..., ly0:ly1, lx0:lx1], scale)
+    top, left = y0 - ly0 * scale, x0 - lx0 * scale
+    return up[..., top : top + (y1 - y0), left : left + (x1 - x0)]
 
 
 @dataclass
@@ -54,24 +76,31 @@ class Upscaler:
         return cls(fold_batch_norm(build_model(loaded)), formulation, name)
 
     @torch.inference_mode()
-    def upscale_loaded(self, image: LoadedImage) -> Image.Image:
+    def upscale_loaded(self, image: LoadedImage, show_progress: bool = False) -> Image.Image:
         rgb = torch.from_numpy(np.ascontiguousarray(image.rgb_rows(slice(None))))
         low = course_rgb(rgb.permute(2, 0, 1)[None])  # (1, 3, h, w)
-        up = bicubic_up(low, self.scale)  # (1, 3, H, W): the network's input
-        height, width = up.shape[-2:]
+        scale = self.scale
+        height, width = low.shape[-2] * scale, low.shape[-1] * scale
+        if height * width > MAX_OUTPUT_PIXELS:
+            raise ColorcnnError(
+                f"upscaled x{scale} it would be {width}x{height} px; expected at most "
+                f"{MAX_OUTPUT_PIXELS:,} pixels"
+            )
         multiple = self.model.size_multiple
         output = np.empty((height, width, 3), dtype=np.uint8)
-        for top in range(0, height, TILE):
-            for left in range(0, width, TILE):
-                bottom, right = min(top + TILE, height), min(left + TILE, width)
-                y0, x0 = max(top - MARGIN, 0), max(left - MARGIN, 0)
-                y1, x1 = min(bottom + MARGIN, height), min(right + MARGIN, width)
-                window = up[..., y0:y1, x0:x1]
-                pad_h, pad_w = -window.shape[-2] % multiple, -window.shape[-1] % multiple
-                padded = F.pad(window, (0, pad_w, 0, pad_h), mode="replicate")
-                predicted = self.formulation.predict_rgb(self.model(padded), padded)
-                tile = predicted[0, :, top - y0 : bottom - y0, left - x0 : right - x0]
-                output[top:bottom, left:right] = to_uint8(tile)
+        tiles = [(top, left) for top in range(0, height, TILE) for left in range(0, width, TILE)]
+        for top, left in tqdm(
+            tiles, desc="Tiles", unit="tile", leave=False, disable=not show_progress
+        ):
+            bottom, right = min(top + TILE, height), min(left + TILE, width)
+            y0, x0 = max(top - MARGIN, 0), max(left - MARGIN, 0)
+            y1, x1 = min(bottom + MARGIN, height), min(right + MARGIN, width)
+            window = _bicubic_window(low, scale, y0, y1, x0, x1)  # the network's input
+            pad_h, pad_w = -window.shape[-2] % multiple, -window.shape[-1] % multiple
+            padded = F.pad(window, (0, pad_w, 0, pad_h), mode="replicate")
+            predicted = self.formulation.predict_rgb(self.model(padded), padded)
+            tile = predicted[0, :, top - y0 : bottom - y0, left - x0 : right - x0]
+            output[top:bottom, left:right] = to_uint8(tile)
         alpha = None
         if image.alpha is not None:
             alpha_image = Image.fromarray(image.alpha).resize((width, height), Image.BICUBIC)
