@@ -173,3 +173,10 @@ def test_an_interrupted_run_says_what_it_keeps(monkeypatch, tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "run has no finished epoch yet; nothing to resume" in err
     assert err.strip().endswith("colorcnn: interrupted")
+
+
+def test_version_is_printed(capsys) -> None:
+    import colorcnn
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"colorcnn {colorcnn.__version__}"

@@ -32,7 +32,29 @@ app = typer.Typer(
     help="Colourize grayscale images with small convolutional networks, on a CPU.",
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings' lines join into paragraphs; examples stay code
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from colorcnn import __version__
+
+        typer.echo(f"colorcnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Colourize grayscale images with small convolutional networks, on a CPU."""
+
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Registered model name (see `colorcnn models`).")
@@ -41,7 +63,7 @@ DataOption = Annotated[
     str | None,
     typer.Option(
         "--data",
-        help="CIFAR-10 folder: python batches or a {train,test}/<class>/ image tree. "
+        help="CIFAR-10 folder: python batches or a {train,test}/CLASS/ image tree. "
         "Default: download the official archive into the cache.",
     ),
 ]
@@ -121,7 +143,7 @@ def train(
     ] = 0,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", show_default="runs/<model>", help="Run folder to create."),
+        typer.Option("--out", "-o", show_default="runs/MODEL", help="Run folder to create."),
     ] = None,
     kernel: Annotated[int, typer.Option("--kernel", min=1, help="Convolution kernel size.")] = 3,
     num_filters: Annotated[
@@ -503,8 +525,11 @@ def _process_inputs(
         desc=doing,
     )  # fmt: skip
     if note_colour and summary.had_colour:
+        named = ", ".join(path.name for path in summary.had_colour[:3])
+        more = f" and {len(summary.had_colour) - 3} more" if len(summary.had_colour) > 3 else ""
         typer.echo(
-            f"note: {summary.had_colour} input(s) had colour; they were converted to grey first",
+            f"note: {len(summary.had_colour)} input(s) had colour ({named}{more}); they were "
+            "converted to grey first",
             err=True,
         )
     failed = len(summary.failed) + len(missing)
@@ -744,8 +769,8 @@ def activations(
         typer.Option(
             "--output",
             "-o",
-            show_default="RUN/activations/<image>",
-            help="Folder for overview.png and one layer_<name>.png per layer.",
+            show_default="RUN/activations/IMAGE",
+            help="Folder for overview.png and one layer_NAME.png per layer.",
         ),
     ] = None,
     cache_dir: CacheDirOption = None,
@@ -912,7 +937,7 @@ def serve(
 ) -> None:
     """Start the web demo: upload or pick a photo, choose the model and the temperature,
     and compare grey and colour with a slider. Needs the demo extra
-    (`pip install "colorcnn\\[demo]"`).
+    (`pip install "colorcnn[demo]"`).
 
     It runs offline on the CPU with the shipped weights, and listens on this computer only
     unless --host says otherwise.

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, first_line
 
 DEFAULT_NUM_COLOURS = 24
 # k-means on a seeded sample of pixels finds the same centres as on all of them to within
@@ -111,13 +111,13 @@ def load_palette(path: str | Path) -> torch.Tensor:
             values = np.load(path, allow_pickle=False)
         else:
             loaded = json.loads(path.read_text())
-            values = np.asarray(loaded["colours"] if isinstance(loaded, dict) else loaded)
+            values = loaded["colours"] if isinstance(loaded, dict) else loaded
+        values = np.squeeze(np.asarray(values, dtype=np.float64))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ColorcnnError(
-            f"{path} is not a readable palette ({error}); expected a .npy array or JSON list "
-            "of [r, g, b] rows"
+            f"{path} is not a readable palette ({first_line(error)}); expected a .npy array or "
+            "JSON list of [r, g, b] rows"
         ) from error
-    values = np.squeeze(np.asarray(values, dtype=np.float64))
     if values.ndim != 2 or values.shape[1] != 3 or values.shape[0] < 2:
         raise ColorcnnError(
             f"palette {path} has shape {values.shape}; expected (num_colours >= 2, 3)"

@@ -106,8 +106,9 @@ def load_raw_cifar10(
         return _load_batches_cached(batches_dir, cache_dir)
     root = Path(data).expanduser()
     if not root.is_dir():
+        state = "is a file" if root.exists() else "does not exist"
         raise ColorcnnError(
-            f"data folder {root} does not exist; expected CIFAR-10 python batches or "
+            f"data folder {root} {state}; expected a folder of CIFAR-10 python batches or "
             "a {train,test}/<class>/ image-folder tree"
         )
     for candidate in (root, root / cifar.EXTRACTED_DIR):

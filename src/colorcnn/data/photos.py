@@ -37,7 +37,8 @@ class PhotoSplit:
 def list_photos(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise ColorcnnError(f"photo folder {folder} does not exist; expected a folder of images")
+        state = "is a file" if folder.exists() else "does not exist"
+        raise ColorcnnError(f"photo folder {folder} {state}; expected a folder of images")
     with os.scandir(folder) as entries:
         photos = sorted(
             Path(entry.path)

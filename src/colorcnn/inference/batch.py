@@ -33,7 +33,7 @@ class Summary:
     done: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
-    had_colour: int = 0
+    had_colour: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -158,7 +158,8 @@ def process_files(
             summary.failed.append((job.source, message))
             report(f"failed {job.source}: {message}")
             continue
-        summary.had_colour += loaded.was_colour
+        if loaded.was_colour:
+            summary.had_colour.append(job.source)
         summary.done.append(job.target)
         del loaded, result  # free the full-size arrays before reading the next file
     summary.seconds = time.perf_counter() - started

@@ -81,9 +81,10 @@ def read_image(path: str | Path) -> LoadedImage:
                 opened.seek(0)
                 image = ImageOps.exif_transpose(opened)
                 image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own text quotes its hard limit, twice this one: only ours is said.
         raise ColorcnnError(
-            f"{path} is too large to decode safely ({error}); expected at most "
+            f"{path} is too large to decode safely; expected at most "
             f"{Image.MAX_IMAGE_PIXELS:,} pixels"
         ) from None
     except IsADirectoryError:

@@ -114,6 +114,10 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
             f"{path} holds no checkpoints/{prefer}.safetensors; expected a run folder made by "
             "`colorcnn train`, or a .safetensors checkpoint"
         )
+    if len(path.parts) > 1 and not path.exists() and not path.with_suffix(".safetensors").exists():
+        raise ColorcnnError(
+            f"{path} does not exist; expected a run folder or a .safetensors checkpoint"
+        )
     if path.suffix == "" and not path.with_suffix(".safetensors").is_file():
         # A bare name that is neither a shipped model nor a checkpoint stem nor a folder.
         names = ", ".join(sorted(shipped_models()))
