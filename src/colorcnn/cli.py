@@ -652,7 +652,7 @@ def list_registered_models(
     shipped = Table(title="Shipped weights (use the name wherever a checkpoint is expected)")
     shipped.add_column("name", no_wrap=True)
     for column in ("architecture", "target", "size", "trained on", "epoch", "val acc", "val loss"):
-        shipped.add_column(column)
+        shipped.add_column(column, overflow="fold")  # narrow terminals fold, never cut
     for name, path in shipped_models().items():
         if not fnmatch(name, pattern) and pattern != "*":
             continue
