@@ -23,7 +23,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
-def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys) -> None:
+def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     run = tmp_path / "run"
     assert (
         main(["train", *TINY, "--data", str(tiny_cifar), "--epochs", "1", "--out", str(run)]) == 0
@@ -56,6 +56,19 @@ def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys) -> 
     assert "is complete (2 of 2 epochs)" in _one_line_error(capsys)
     assert (run / "metrics.jsonl").read_text() == before
 
+    # Interrupted while extending it: what it keeps, and the command that continues it.
+    import colorcnn.training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(colorcnn.training, "fit", interrupted)
+    assert main(["train", "--resume", str(run), "--epochs", "4", "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert f"keeps its 2 finished epoch(s); continue with: colorcnn train --resume {run} " in err
+    assert "--epochs 4" in err
+    monkeypatch.undo()
+
     assert main(["evaluate", str(run), "--checkpoint", "last", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
@@ -80,10 +93,14 @@ def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys) -> 
 )
 def test_bad_input_gives_one_clear_line(args, status, message, capsys, tmp_path) -> None:
     # More bad settings, each with its status, are in test_bad_inputs.COMMAND_CASES.
-    run = tmp_path / "run"
-    assert main([*args, "--out", str(run)] if args[0] == "train" else args) == status
+    if args[0] != "train":
+        assert main(args) == status
+        assert message in _one_line_error(capsys)
+        return
+    run = tmp_path / "new" / "run"
+    assert main([*args, "--out", str(run)]) == status
     assert message in _one_line_error(capsys)
-    assert not run.exists()  # a run that never started leaves no empty folder
+    assert not (tmp_path / "new").exists()  # a run that never started leaves no empty folders
 
 
 def test_corrupt_archive_in_the_cache_is_one_line(isolated_cache: Path, tmp_path, capsys) -> None:

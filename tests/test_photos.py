@@ -83,6 +83,10 @@ def test_photo_folder_errors_are_one_line(tmp_path: Path) -> None:
         photo_data.list_photos(tmp_path / "one")
     with pytest.raises(ColorcnnError, match="needs --data"):
         load_course_data(DataSettings(None, dataset="photos"), tmp_path / "cache")
+    # Said before CIFAR-10 is read or downloaded for the mix (no such CIFAR folder here).
+    mix = DataSettings(None, dataset="photos+cifar10", cifar_data=str(tmp_path / "no_cifar"))
+    with pytest.raises(ColorcnnError, match="the photos\\+cifar10 dataset needs --data"):
+        load_course_data(mix, tmp_path / "cache")
     with pytest.raises(ColorcnnError, match="unknown dataset"):
         load_course_data(DataSettings(None, dataset="imagenet"), tmp_path / "cache")
 

@@ -7,6 +7,7 @@ Every failure the user can fix is one line on stderr and a non-zero exit status:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,8 @@ app = typer.Typer(
     help="Colourize grayscale images with small convolutional networks, on a CPU.",
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",  # docstrings' lines join into paragraphs; examples stay code
+    # Docstrings' lines join into paragraphs; examples go in fenced blocks to stay code.
+    rich_markup_mode="markdown",
 )
 
 
@@ -237,9 +239,10 @@ def train(
 
     Examples:
 
-        colorcnn train --model unet --data ./cifar10 --out runs/unet
-
-        colorcnn train --resume runs/unet --epochs 40
+    ```
+    colorcnn train --model unet --data ./cifar10 --out runs/unet
+    colorcnn train --resume runs/unet --epochs 40
+    ```
     """
     from colorcnn.training import TrainConfig, fit
 
@@ -276,21 +279,24 @@ def train(
     try:
         fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
     except KeyboardInterrupt:
-        _say_how_to_resume(run_dir)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one voice
+            _say_how_to_resume(run_dir, config.epochs)
         raise
 
 
-def _say_how_to_resume(run_dir: Path) -> None:
+def _say_how_to_resume(run_dir: Path, epochs: int) -> None:
+    import shlex
+
     from colorcnn.training.checkpoint import load_checkpoint
 
     last = run_dir / "checkpoints" / "last.safetensors"
     if not last.is_file():
         typer.echo(f"{run_dir} has no finished epoch yet; nothing to resume", err=True)
         return
-    epochs = load_checkpoint(last).info["epoch"] + 1
+    done = load_checkpoint(last).info["epoch"] + 1
     typer.echo(
-        f"{run_dir} keeps its {epochs} finished epoch(s); continue with: "
-        f"colorcnn train --resume {run_dir}",
+        f"{run_dir} keeps its {done} finished epoch(s); continue with: "
+        f"colorcnn train --resume {shlex.quote(str(run_dir))} --epochs {epochs}",
         err=True,
     )
 
@@ -359,11 +365,11 @@ def evaluate(
 
     Examples:
 
-        colorcnn evaluate runs/unet --data ./cifar10
-
-        colorcnn evaluate runs/unet/checkpoints/last.safetensors --json
-
-        colorcnn evaluate photo --data ./photos --cifar-data ./cifar10
+    ```
+    colorcnn evaluate runs/unet --data ./cifar10
+    colorcnn evaluate runs/unet/checkpoints/last.safetensors --json
+    colorcnn evaluate photo --data ./photos --cifar-data ./cifar10
+    ```
     """
     from colorcnn.evaluation.evaluate import evaluate_checkpoint
 
@@ -460,11 +466,11 @@ def colorize(
 
     Examples:
 
-        colorcnn colorize --sample -o colorized
-
-        colorcnn colorize old_photo.jpg -o colorized
-
-        colorcnn colorize scans/ --recursive -m runs/photo --size 192
+    ```
+    colorcnn colorize --sample -o colorized
+    colorcnn colorize old_photo.jpg -o colorized
+    colorcnn colorize scans/ --recursive -m runs/photo --size 192
+    ```
     """
     from colorcnn.inference.colorize import Colorizer, sample_photos
 
@@ -577,7 +583,9 @@ def upscale(
 
     Example:
 
-        colorcnn upscale small.png -m runs/superres-x4 --scale 4 -o upscaled
+    ```
+    colorcnn upscale small.png -m runs/superres-x4 --scale 4 -o upscaled
+    ```
     """
     from colorcnn.superres.upscale import Upscaler
 
@@ -613,7 +621,9 @@ def export_onnx_command(
 
     Example:
 
-        colorcnn export onnx photo -o photo.onnx
+    ```
+    colorcnn export onnx photo -o photo.onnx
+    ```
     """
     from colorcnn.inference.onnx import export_onnx
 
@@ -717,9 +727,10 @@ def sweep(
 
     Examples:
 
-        colorcnn sweep batch-size 32,64,128,256,512 --data ./cifar10
-
-        colorcnn sweep kernel 3,4,5 --model cnn --epochs 10
+    ```
+    colorcnn sweep batch-size 32,64,128,256,512 --data ./cifar10
+    colorcnn sweep kernel 3,4,5 --model cnn --epochs 10
+    ```
     """
     from colorcnn.analysis.compare import compare_runs
     from colorcnn.training import TrainConfig
@@ -780,9 +791,10 @@ def activations(
 
     Examples:
 
-        colorcnn activations runs/unet --index 3
-
-        colorcnn activations photo --image old_photo.jpg -o activations
+    ```
+    colorcnn activations runs/unet --index 3
+    colorcnn activations photo --image old_photo.jpg -o activations
+    ```
     """
     from colorcnn.analysis.activations import picture_checkpoint_activations
 
@@ -813,7 +825,9 @@ def compare(
 
     Example:
 
-        colorcnn compare runs/cnn runs/unet -o comparison --epochs 0,24
+    ```
+    colorcnn compare runs/cnn runs/unet -o comparison --epochs 0,24
+    ```
     """
     from colorcnn.analysis.compare import compare_runs
 
@@ -843,9 +857,10 @@ def summary(
 
     Examples:
 
-        colorcnn summary unet
-
-        colorcnn summary cnn --kernel 5 --image-size 64 --json
+    ```
+    colorcnn summary unet
+    colorcnn summary cnn --kernel 5 --image-size 64 --json
+    ```
     """
     from rich.console import Console
     from rich.table import Table
@@ -944,9 +959,10 @@ def serve(
 
     Examples:
 
-        colorcnn serve
-
-        colorcnn serve --port 8080 --max-pixels 12000000
+    ```
+    colorcnn serve
+    colorcnn serve --port 8080 --max-pixels 12000000
+    ```
     """
     from colorcnn.demo.app import require_gradio
     from colorcnn.demo.app import serve as serve_demo

@@ -203,10 +203,8 @@ def course_preprocess(
 def _load_photo_data(
     settings: DataSettings, cache_dir: Path | None, show_progress: bool
 ) -> tuple[np.ndarray, ...]:
-    if settings.data is None:
-        raise ColorcnnError("the photos dataset needs --data FOLDER (a folder of colour photos)")
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
-    folder = Path(settings.data).expanduser()
+    folder = Path(settings.data).expanduser()  # load_course_data has checked it is given
     files = photos.list_photos(folder)
     extra = {
         "kind": "photo-crops", "root": str(folder.resolve()), "crop": settings.crop_size,
@@ -255,8 +253,11 @@ def load_course_data(
     if settings.dataset in ("photos", "photos+cifar10"):
         # The photo folder is checked, then CIFAR-10 read before the photos are cropped:
         # where it must be downloaded and cannot be, that fails at once.
-        if settings.data is not None:
-            photos.list_photos(Path(settings.data).expanduser())
+        if settings.data is None:
+            raise ColorcnnError(
+                f"the {settings.dataset} dataset needs --data FOLDER (a folder of colour photos)"
+            )
+        photos.list_photos(Path(settings.data).expanduser())
         extra = (
             _resized_cifar_sample(settings, cache_dir, show_progress)
             if settings.dataset == "photos+cifar10"

@@ -15,12 +15,15 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from colorcnn.errors import ColorcnnError
+
+WAIT_FOR_THE_MAIN_PROCESS = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,19 @@ def main_process_first(group: Group | None) -> Iterator[None]:
     """Rank 0 runs the block first and the other ranks after it, so that only rank 0
     downloads, extracts and decodes the data and fits the palette into the caches; the
     others read them back instead of racing it for the same files."""
-    if group is not None and not group.is_main:
-        dist.barrier()
+    if group is None:
+        yield
+        return
+    # The wait gets a group of its own with a day's timeout: under the default one (30 min
+    # for gloo, 10 for NCCL) a first run's download or cropping could end the others' wait.
+    waiting = dist.new_group(backend="gloo", timeout=WAIT_FOR_THE_MAIN_PROCESS)
+    if not group.is_main:
+        dist.barrier(group=waiting)
     try:
         yield
     finally:
-        if group is not None and group.is_main:
-            dist.barrier()
+        if group.is_main:
+            dist.barrier(group=waiting)
 
 
 def stop(group: Group | None) -> None:

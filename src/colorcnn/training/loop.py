@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,6 +210,22 @@ def _save_picture(
     )
 
 
+@contextlib.contextmanager
+def _removed_if_left_empty(folder: Path | None) -> Iterator[None]:
+    """On failure, remove `folder` (with its sub-folders) if no file was written into it:
+    a run that never started leaves no empty folders behind."""
+    try:
+        yield
+    except BaseException:
+        if folder is not None and folder.is_dir():
+            inside = sorted(folder.rglob("*"), key=lambda path: len(path.parts), reverse=True)
+            if not any(path.is_file() for path in inside):
+                for path in inside:
+                    path.rmdir()
+                folder.rmdir()
+        raise
+
+
 def _check_image_side(config: TrainConfig) -> None:
     with torch.device("meta"):
         multiple = create_model(config.model).size_multiple
@@ -299,14 +316,15 @@ def _fit(
         if config.data is not None:
             overrides["data"] = config.data
         config = TrainConfig.from_dict({**saved.to_dict(), **overrides})
-    made_run_folder = False
+    made_folder = None  # the outermost folder this run created, removed again if it fails
     if resumed is None and main_process:
         if paths.checkpoints.exists() and any(paths.checkpoints.iterdir()):
             raise ColorcnnError(
                 f"{paths.root} already holds a run; pass --resume to continue it or choose a "
                 "new --out"
             )
-        made_run_folder = not paths.root.exists()
+        missing = [folder for folder in (paths.root, *paths.root.parents) if not folder.exists()]
+        made_folder = missing[-1] if missing else None
         try:  # before minutes of data loading, so that a bad --out fails at once
             paths.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -315,13 +333,8 @@ def _fit(
                 "writable folder path for --out"
             ) from error
 
-    with distributed.main_process_first(group):
-        try:
-            data = load_course_data(config.data_settings(), cache_dir, show_progress)
-        except BaseException:
-            if made_run_folder and not any(paths.root.iterdir()):
-                paths.root.rmdir()  # a run that never started leaves no empty folder behind
-            raise
+    with distributed.main_process_first(group), _removed_if_left_empty(made_folder):
+        data = load_course_data(config.data_settings(), cache_dir, show_progress)
         if resumed is not None:
             palette = check_palette(torch.tensor(resumed.info["palette"], dtype=torch.float32))
         elif config.palette_file is not None:
