@@ -106,3 +106,12 @@ def test_an_architecture_name_points_at_its_shipped_weights(tmp_path: Path, caps
     assert "(weights of this architecture: cifar-horse-unet)" in error
     assert all(name in error for name in shipped_models())
     assert len(error.splitlines()) == 1
+
+
+def test_course_models_colourize_at_their_own_scale_by_default() -> None:
+    course, photo = Colorizer.load("cifar-horse-unet"), Colorizer.load("photo")
+    assert (course.working_size, photo.working_size) == (32, 128)
+    grey = np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))
+    default = np.asarray(course.colorize(grey))
+    assert np.array_equal(default, np.asarray(course.colorize(grey, 32)))
+    assert not np.array_equal(default, np.asarray(course.colorize(grey, 128)))

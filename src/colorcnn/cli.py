@@ -445,8 +445,14 @@ def colorize(
         ),
     ] = Path("colorized"),
     size: Annotated[
-        int, typer.Option("--size", min=4, help="Shorter side at which the network runs.")
-    ] = DEFAULT_WORKING_SIZE,
+        int | None,
+        typer.Option(
+            "--size",
+            min=4,
+            show_default=f"{DEFAULT_WORKING_SIZE}; 32 for models trained on CIFAR-10",
+            help="Shorter side at which the network runs.",
+        ),
+    ] = None,
     temperature: Annotated[
         float | None,
         typer.Option("--temperature", show_default="the model's", help="ab-bins models only."),
