@@ -226,6 +226,9 @@ def test_choosing_another_model_colourizes_again_with_it(page):
     page.get_by_role("option", name="cifar-horse-unet", exact=True).click()
     status = _wait_for_status(page, "with unet (palette-rgb")
     assert "Colourized wrasse.jpg" in status
+    # The course model learnt from 32 px horses and runs at that size (the photo one at 128).
+    page.get_by_text("More settings").click()
+    assert page.locator("#size input[type=number]").input_value() == "32"
 
 
 def _colour_side(page) -> Image.Image:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import IMAGE_SUFFIXES
-from colorcnn.inference.colorize import DEFAULT_WORKING_SIZE, sample_photos
+from colorcnn.inference.colorize import sample_photos
 
 if TYPE_CHECKING:
     import gradio
@@ -61,11 +61,13 @@ def _theme(gr: gradio) -> gradio.themes.Base:
 def build_app(service: DemoService) -> gradio.Blocks:
     gr = require_gradio()
 
-    def temperature_slider(model: str) -> gradio.Slider:
+    def model_settings(model: str) -> tuple[gradio.Slider, gradio.Slider]:
+        """The chosen model's own temperature (where it has one) and working size."""
+        size = gr.Slider(value=service.colorizer(model).working_size)
         temperature = service.default_temperature(model)
         if temperature is None:
-            return gr.Slider(interactive=False, info=_NO_TEMPERATURE)
-        return gr.Slider(value=temperature, interactive=True, info=_TEMPERATURE_INFO)
+            return gr.Slider(interactive=False, info=_NO_TEMPERATURE), size
+        return gr.Slider(value=temperature, interactive=True, info=_TEMPERATURE_INFO), size
 
     def colorize(path: str | None, model: str, temperature: float, size: float):
         hidden = gr.DownloadButton(visible=False)
@@ -109,9 +111,11 @@ def build_app(service: DemoService) -> gradio.Blocks:
                 )  # fmt: skip
                 with gr.Accordion("More settings", open=False):
                     size = gr.Slider(
-                        32, 512, value=DEFAULT_WORKING_SIZE, step=32,
+                        32, 512, value=service.colorizer(service.default_model).working_size,
+                        step=32,
                         label="Working size (px)", info="Shorter side at which the network "
-                        "runs; the result keeps the photo's own size.",
+                        "runs (each model starts at its own); the result keeps the photo's "
+                        "own size.", elem_id="size",
                     )  # fmt: skip
                 run = gr.Button("Colourize", variant="primary", elem_id="run")
                 gr.Examples(
@@ -130,7 +134,7 @@ def build_app(service: DemoService) -> gradio.Blocks:
         outputs = [result, status, download]
         gr.on([upload.change, run.click, temperature.release], colorize, settings, outputs,
               api_name="colorize")  # fmt: skip
-        model.change(temperature_slider, model, temperature, api_name=False).then(
+        model.change(model_settings, model, [temperature, size], api_name=False).then(
             colorize, settings, outputs, api_name=False
         )
     return demo

@@ -22,7 +22,7 @@ from PIL import Image
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.files import IMAGE_SUFFIXES, atomic_path
-from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE, Colorizer
+from colorcnn.inference.colorize import DEFAULT_MODEL, Colorizer
 from colorcnn.inference.images import LoadedImage, from_uint8, read_image, save_image, to_uint8
 from colorcnn.weights import shipped_models
 
@@ -174,10 +174,11 @@ class DemoService:
         path: str | Path,
         model: str | None = None,
         temperature: float | None = None,
-        size: int = DEFAULT_WORKING_SIZE,
+        size: int | None = None,
     ) -> DemoResult:
-        """Colourize one uploaded file. Problems come back as a ColorcnnError whose message
-        names the file as the person called it, not by the server's temporary path."""
+        """Colourize one uploaded file, at the working `size` (default: the model's own).
+        Problems come back as a ColorcnnError whose message names the file as the person
+        called it, not by the server's temporary path."""
         path = Path(path)
         shown_name = path.name
         model = model or self.default_model
