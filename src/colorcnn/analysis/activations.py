@@ -57,6 +57,7 @@ def picture_checkpoint_activations(
     `image`, resized to `size` (the shorter side; default the training images' side). The
     pictures go to `output`, by default RUN/activations/<image> beside a run folder."""
     from colorcnn.color.formulations import course_rgb
+    from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
     from colorcnn.data.datasets import load_course_data
     from colorcnn.inference.colorize import working_shape
     from colorcnn.inference.images import from_uint8, read_image
@@ -76,7 +77,7 @@ def picture_checkpoint_activations(
     formulation = formulation_from_info(info, palette)
     if image is not None:
         loaded = read_image(image)
-        side = size or (settings.crop_size if settings.dataset != "cifar10" else 32)
+        side = size or (settings.crop_size if settings.dataset != "cifar10" else CIFAR_SIDE)
         height, width = working_shape(loaded.height, loaded.width, side, network.size_multiple)
         picture = loaded.to_uint8_pil().convert("RGB").resize((width, height))
         rgb, truth_known, label = (

@@ -201,11 +201,11 @@ def course_preprocess(
 
 
 def _load_photo_data(
-    settings: DataSettings, cache_dir: Path | None, show_progress: bool
+    settings: DataSettings, files: list[Path], cache_dir: Path | None, show_progress: bool
 ) -> tuple[np.ndarray, ...]:
+    """Crops of the photos `files` (the folder's listing), from the cache when it has them."""
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
-    folder = Path(settings.data).expanduser()  # load_course_data has checked it is given
-    files = photos.list_photos(folder)
+    folder = Path(settings.data).expanduser()
     extra = {
         "kind": "photo-crops", "root": str(folder.resolve()), "crop": settings.crop_size,
         "crops_per_photo": settings.crops_per_photo, "seed": settings.seed,
@@ -257,13 +257,13 @@ def load_course_data(
             raise ColorcnnError(
                 f"the {settings.dataset} dataset needs --data FOLDER (a folder of colour photos)"
             )
-        photos.list_photos(Path(settings.data).expanduser())
+        files = photos.list_photos(Path(settings.data).expanduser())
         extra = (
             _resized_cifar_sample(settings, cache_dir, show_progress)
             if settings.dataset == "photos+cifar10"
             else None
         )
-        train_images, test_images = _load_photo_data(settings, cache_dir, show_progress)
+        train_images, test_images = _load_photo_data(settings, files, cache_dir, show_progress)
         if extra is not None:
             train_images = np.concatenate((train_images, extra))
         train_rgb = course_preprocess(train_images, None, None, rng)

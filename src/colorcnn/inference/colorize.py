@@ -15,6 +15,7 @@ from PIL import Image
 from colorcnn.color.formulations import Formulation, course_rgb
 from colorcnn.color.palette import check_palette
 from colorcnn.color.spaces import grey_lightness, lab_to_rgb, rgb_to_lab
+from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil, to_uint8
 from colorcnn.models import create_model
@@ -26,7 +27,7 @@ DEFAULT_WORKING_SIZE = 128
 # Models trained on 32 px CIFAR-10 images run at their own scale by default: on the same
 # held-out photos the course UNet scores 22.06 dB at 32 px against 21.79 at 128 (CNN 21.56
 # against 21.02), and its SSIM is higher too (docs/results.md).
-CIFAR_WORKING_SIZE = 32
+CIFAR_WORKING_SIZE = CIFAR_SIDE
 DEFAULT_MODEL = "photo"  # the shipped weights colorize uses unless told otherwise
 # Very long strips would otherwise run the network on tens of thousands of columns.
 MAX_WORKING_SIDE = 2048
