@@ -211,8 +211,11 @@ def _load_photo_data(
         "crops_per_photo": settings.crops_per_photo, "seed": settings.seed,
         "views": photos.VALIDATION_VIEWS, "min_crop_share": photos.MIN_CROP_SHARE,
         "validation_share": photos.VALIDATION_SHARE, "upright": "exif",
+        "split": "by-source", "test_sources": photos.TEST_SOURCES,
+        "validation_sources": photos.VALIDATION_SOURCES,
     }  # fmt: skip
-    key = cache.fingerprint_paths(files, extra)
+    table = folder / photos.SOURCES_FILE  # it decides which photos are held out
+    key = cache.fingerprint_paths([*files, table] if table.is_file() else files, extra)
     arrays = cache.load_arrays(cache_dir, key)
     if arrays is None:
         train, validation = photos.load_photo_arrays(
