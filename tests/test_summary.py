@@ -48,14 +48,14 @@ def test_twice_the_image_keeps_weights_and_quadruples_the_rest() -> None:
 
 def _linear_copy(model: nn.Module) -> nn.Module:
     """The same connections with every path positive and linear: max pooling becomes
-    average pooling over the same window, ReLU the identity, weights their magnitudes, so
-    a gradient is non-zero exactly where an output pixel reads the input."""
+    average pooling over the same window, ReLU and ReLU6 the identity, weights their
+    magnitudes, so a gradient is non-zero exactly where an output pixel reads the input."""
     linear = copy.deepcopy(model).eval()
     for parent in linear.modules():
         for child_name, child in parent.named_children():
             if isinstance(child, nn.MaxPool2d):
                 setattr(parent, child_name, nn.AvgPool2d(child.kernel_size, child.stride))
-            elif isinstance(child, nn.ReLU):
+            elif isinstance(child, nn.ReLU | nn.ReLU6):
                 setattr(parent, child_name, nn.Identity())
     with torch.no_grad():
         for parameter in linear.parameters():

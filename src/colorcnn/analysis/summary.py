@@ -26,7 +26,7 @@ _POINTWISE = frozenset({
     "relu", "relu_", "batch_norm", "add", "add_", "__add__", "__radd__", "mul", "__mul__",
     "__rmul__", "sub", "__sub__", "clamp", "clamp_", "sigmoid", "tanh", "dropout", "softmax",
     "log_softmax", "contiguous", "float", "to", "__getitem__", "leaky_relu", "gelu", "silu",
-    "div", "__truediv__", "neg", "__neg__", "abs", "detach", "clone",
+    "div", "__truediv__", "neg", "__neg__", "abs", "detach", "clone", "relu6", "hardtanh",
 })  # fmt: skip
 
 
@@ -126,6 +126,18 @@ def _propagate(name: str, args: tuple, kwargs: dict, spans: dict, result) -> Spa
         if name == "avg_pool2d":
             dilation = 1
         return source.gather(_window_sources(in_rows, out_rows, kernel, stride, padding, dilation))
+    if name == "pad":
+        widths = _arg(args, kwargs, 1, "pad", ())
+        top = widths[2] if len(widths) >= 4 else 0
+        # A padded row reads no input; the window that covers it always covers the row
+        # next to it too, so mapping it there adds nothing to any receptive field.
+        return source.gather([[min(max(out - top, 0), in_rows - 1)] for out in range(out_rows)])
+    if name == "mean" and out_rows == 1 < in_rows:  # a global average sees every row
+        return Span(np.array([source.first.min()]), np.array([source.last.max()]))
+    if name == "expand":
+        if in_rows == 1:  # one summary row repeated over the picture
+            return source.gather([[0]] * out_rows)
+        return source if in_rows == out_rows else None
     if name == "pixel_unshuffle":
         factor = int(args[1])
         return source.gather([[out * factor + j for j in range(factor)] for out in range(out_rows)])

@@ -3,6 +3,7 @@
 from colorcnn.models import (  # noqa: F401
     cnn,
     conv_transpose_net,
+    efficient_unet,
     photo_unet,
     pool_upsample_net,
     unet,
