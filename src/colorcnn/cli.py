@@ -193,6 +193,22 @@ def train(
     rebalance: Annotated[
         bool, typer.Option(help="ab-bins: weight rare colours up (lambda 0.5, sigma 5).")
     ] = True,
+    frozen_epochs: Annotated[
+        int,
+        typer.Option(
+            "--frozen-epochs",
+            min=0,
+            help="Pretrained-encoder models (efficient_unet): epochs that train the decoder "
+            "alone before the encoder is fine-tuned too.",
+        ),
+    ] = 0,
+    encoder_lr_scale: Annotated[
+        float,
+        typer.Option(
+            "--encoder-lr-scale",
+            help="Pretrained-encoder models: the encoder's learning rate as a share of --lr.",
+        ),
+    ] = 0.1,
     shuffle_each_epoch: Annotated[
         bool,
         typer.Option(help="Reshuffle the training set every epoch (the course does not)."),
@@ -259,8 +275,9 @@ def train(
         device=device, deterministic=deterministic, channels_last=channels_last,
         target=target, temperature=temperature,
         task=task, scale=scale,
-        regression_loss=regression_loss,
-        rebalance=rebalance, colour_width=colour_width, dataset=dataset, crop_size=crop_size,
+        regression_loss=regression_loss, frozen_epochs=frozen_epochs,
+        encoder_lr_scale=encoder_lr_scale, rebalance=rebalance, colour_width=colour_width,
+        dataset=dataset, crop_size=crop_size,
         crops_per_photo=crops_per_photo, palette_file=str(palette) if palette else None,
         cifar_data=cifar_data, cifar_images=cifar_images,
     )  # fmt: skip

@@ -50,6 +50,10 @@ class TrainConfig:
     scale: int = 4  # superres: the low-resolution image is the full one pooled by this
     temperature: float = ANNEALED_T  # annealed-mean temperature of ab-bins
     regression_loss: str = "huber"  # ab-regression's loss: huber, l1 or mse
+    frozen_epochs: int = 0  # pretrained-encoder models: epochs that train the decoder alone
+    # before the encoder is fine-tuned too; 0 fine-tunes from the start
+    encoder_lr_scale: float = 0.1  # pretrained-encoder models: the encoder's learning rate
+    # as a share of lr, so that fine-tuning adjusts its ImageNet features rather than erase them
     rebalance: bool = True  # ab-bins: weight rare colours up (lambda 0.5, sigma 5)
     out: str = "runs/unet"  # run folder: metrics, pictures, checkpoints
     shuffle_each_epoch: bool = False  # the course walks the once-shuffled set in order
@@ -78,6 +82,12 @@ class TrainConfig:
                 raise ColorcnnError(
                     f"{name.replace('_', '-')} must be a positive integer, got {value}"
                 )
+        if self.frozen_epochs < 0:
+            raise ColorcnnError(f"frozen-epochs must be 0 or more, got {self.frozen_epochs}")
+        if not self.encoder_lr_scale > 0:
+            raise ColorcnnError(
+                f"encoder-lr-scale must be a positive number, got {self.encoder_lr_scale}"
+            )
         if self.num_colours < 2:
             raise ColorcnnError(f"num-colours must be at least 2, got {self.num_colours}")
         if not self.lr > 0:
