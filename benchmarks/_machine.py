@@ -53,10 +53,11 @@ def replace_section(document: Path, marker: str, body: str) -> None:
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def save_results(name: str, payload: dict) -> Path:
-    """Write benchmarks/results/<name>.json whole, through a temporary file."""
-    RESULTS_DIR.mkdir(exist_ok=True)
-    target = RESULTS_DIR / f"{name}.json"
+def save_results(name: str, payload: dict, target: Path | None = None) -> Path:
+    """Write benchmarks/results/<name>.json (or `target`) whole, through a temporary file."""
+    if target is None:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        target = RESULTS_DIR / f"{name}.json"
     with atomic_open(target) as handle:
         handle.write(json.dumps(payload, indent=2) + "\n")
     return target
