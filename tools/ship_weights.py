@@ -1,7 +1,8 @@
 """Copy trained runs' best checkpoints into the package as shipped weights.
 
 Usage:
-    python tools/ship_weights.py [--chroma-gain G] NAME=RUN_DIR [NAME=RUN_DIR ...]
+    python tools/ship_weights.py [--chroma-gain G] [--working-size S] [--heldout JSON]
+        NAME=RUN_DIR [NAME=RUN_DIR ...]
 
 Keeps the weights and the description needed to use them (model, formulation, palette,
 data settings, metrics), drops the optimizer state and replaces machine-specific paths:
@@ -13,6 +14,7 @@ weights, the one chosen on the held-out photos (docs/results.md).
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from colorcnn.training.checkpoint import build_model, load_checkpoint, save_checkpoint
@@ -30,12 +32,37 @@ def portable(info: dict, name: str) -> dict:
     return info
 
 
+def heldout_scores(results: Path, label: str) -> dict:
+    """The model's overall scores on the held-out photo sources, from the photo benchmark's
+    JSON (the row of `label` at its own settings and first working size)."""
+    payload = json.loads(results.read_text())
+    for summary in payload["summaries"]:
+        if summary["model"] == label:
+            overall = summary["overall"]
+            return {
+                "split": payload["split"], "photos": overall["photos"],
+                "working_size": summary["size"], "psnr": round(overall["psnr"], 2),
+                "vs_grey": round(overall["vs_grey"], 2),
+                "colourfulness_share": round(overall["colourfulness_share"], 3),
+                "below_grey_3db": overall["below_grey"],
+            }  # fmt: skip
+    raise SystemExit(f"{results} has no scores for {label!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
     parser.add_argument("--chroma-gain", type=float, default=None)
+    parser.add_argument(
+        "--working-size", type=int, default=None,
+        help="the shorter side colourizing runs at by default, as chosen on held-out photos",
+    )  # fmt: skip
+    parser.add_argument(
+        "--heldout", default=None, metavar="JSON",
+        help="benchmarks/results/photos.json: store the model's held-out scores with it",
+    )  # fmt: skip
     args = parser.parse_args()
     for pair in args.runs:
         name, _, run = pair.partition("=")
@@ -46,6 +73,10 @@ def main() -> None:
             if info["formulation"]["name"] != "ab-regression":
                 parser.error(f"--chroma-gain applies to ab-regression runs, not {run}")
             info["formulation"] = {**info["formulation"], "chroma_gain": args.chroma_gain}
+        if args.working_size is not None:
+            info["working_size"] = args.working_size
+        if args.heldout is not None:
+            info["heldout_photos"] = heldout_scores(Path(args.heldout), name)
         save_checkpoint(WEIGHTS_DIR / name, model, info)
         size = (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size
         print(f"shipped {name}: {size / 1e3:.0f} kB from {run}")

@@ -684,7 +684,9 @@ def list_registered_models(
     console.print(table)
     shipped = Table(title="Shipped weights (use the name wherever a checkpoint is expected)")
     shipped.add_column("name", no_wrap=True)
-    for column in ("architecture", "target", "size", "trained on", "epoch", "val acc", "val loss"):
+    columns = ("architecture", "target", "size", "trained on", "epoch", "val acc", "val loss",
+               "held-out photos vs grey")  # fmt: skip
+    for column in columns:
         shipped.add_column(column, overflow="fold")  # narrow terminals fold, never cut
     for name, path in shipped_models().items():
         if not fnmatch(name, pattern) and pattern != "*":
@@ -700,8 +702,19 @@ def list_registered_models(
             f"{path.stat().st_size / 1e3:.0f} kB", trained_on, str(info["epoch"] + 1),
             f"{metrics['val_acc']:.1f}%" if "val_acc" in metrics else "-",
             f"{metrics['val_loss']:.4f}" if "val_loss" in metrics else "-",
+            _heldout_cell(info.get("heldout_photos")),
         )  # fmt: skip
     console.print(shipped)
+
+
+def _heldout_cell(scores: dict | None) -> str:
+    """PSNR against grey on photos of sources never trained on, with the colour kept."""
+    if not scores:
+        return "-"
+    return (
+        f"{scores['vs_grey']:+.2f} dB, colour {100 * scores['colourfulness_share']:.0f}% "
+        f"({scores['photos']} photos)"
+    )
 
 
 def _epoch_list(text: str | None, option: str) -> list[int] | None:

@@ -97,8 +97,10 @@ class Colorizer:
         with torch.device("meta"):  # the network's shape rules, without its weights
             multiple = create_model(info["model"], **info["model_args"]).size_multiple
         name = f"{info['model']} ({formulation.name}, {runtime})"
-        cifar_trained = info.get("data", {}).get("dataset", "cifar10") == "cifar10"
-        working_size = CIFAR_WORKING_SIZE if cifar_trained else DEFAULT_WORKING_SIZE
+        working_size = info.get("working_size")  # measured and stored when shipped
+        if working_size is None:
+            cifar_trained = info.get("data", {}).get("dataset", "cifar10") == "cifar10"
+            working_size = CIFAR_WORKING_SIZE if cifar_trained else DEFAULT_WORKING_SIZE
         return cls(model, formulation, name, multiple, working_size)
 
     def check_temperature(self, temperature: float | None) -> None:
