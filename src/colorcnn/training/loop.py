@@ -238,6 +238,15 @@ def _check_image_side(config: TrainConfig) -> None:
         )
 
 
+def _check_pretrained_weights(model_name: str) -> None:
+    """Fail before minutes of data loading where a pretrained encoder's weights are missing."""
+    with torch.device("meta"):
+        probe = create_model(model_name)
+    pretrained_source = getattr(probe, "pretrained_source", None)
+    if pretrained_source is not None:
+        pretrained_source()
+
+
 def _give_state_the_layout_of_the_weights(optimizer: torch.optim.Optimizer) -> None:
     """Checkpoints hold the optimizer's moments in the standard layout, and a channels-last
     weight's moments must be channels-last again for torch's fused Adam: on a CPU it reads a
@@ -311,6 +320,8 @@ def _fit(
     paths = RunPaths(Path(config.out))
     model_entry(config.model)  # fail on a bad name before minutes of data loading
     _check_image_side(config)
+    if not resume:
+        _check_pretrained_weights(config.model)
     if config.dataset == "cifar10":
         resolve_categories(config.category)
     set_determinism(config.deterministic)
