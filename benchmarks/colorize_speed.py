@@ -1,7 +1,8 @@
 """End-to-end colourizing speed and peak memory on photos of 1 and 12 megapixels.
 
 Usage:
-    python benchmarks/colorize_speed.py [--model photo] [--photo PATH] [--repeats 3]
+    python benchmarks/colorize_speed.py [--model photo[,photo-unet]] [--photo PATH]
+        [--repeats 3]
 
 Each size runs in a fresh Python process, as the command line does: load the model, then
 read a grey JPEG, colourize it at the default working size and write a JPEG (quality 95),
@@ -9,7 +10,8 @@ all through `Colorizer.colorize` and `save_image`. The first image of the proces
 on its own ("cold": first-call allocations included), then the median of `--repeats` more
 ("warm"). Peak memory is the process's maximum resident set, beside the resident set right
 after loading the model. The test photo is a held-out photo resized up to each size, or a
-smooth random picture when no photo is given. Results go into docs/results.md and
+smooth random picture when no photo is given. Several models (by commas) are timed in turn,
+size by size, in the same run. Results go into docs/results.md and
 benchmarks/results/colorize_speed.json.
 """
 
@@ -68,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="photo")
+    parser.add_argument("--model", default="photo", help="shipped names or runs, by commas")
     parser.add_argument("--photo", type=Path, default=None, help="a photo to resize up")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
@@ -79,13 +81,14 @@ def main() -> None:
         for label, size in SIZES.items():
             source = Path(tmp) / f"{label.replace(' ', '')}.jpg"
             make_test_photo(args.photo, size, source)
-            command = [sys.executable, "-c", _WORKER, str(source), str(Path(tmp) / "out.jpg"),
-                       args.model, str(args.repeats)]  # fmt: skip
-            finished = subprocess.run(command, check=True, capture_output=True, text=True)
-            result = json.loads(finished.stdout.strip().splitlines()[-1])
-            row = {"image": label, "width": size[0], "height": size[1], **result}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for model in args.model.split(","):
+                command = [sys.executable, "-c", _WORKER, str(source),
+                           str(Path(tmp) / "out.jpg"), model, str(args.repeats)]  # fmt: skip
+                finished = subprocess.run(command, check=True, capture_output=True, text=True)
+                result = json.loads(finished.stdout.strip().splitlines()[-1])
+                row = {"model": model, "image": label, "width": size[0], "height": size[1]}
+                rows.append({**row, **result})
+                print(json.dumps(rows[-1]), flush=True)
 
     lines = [
         "## Colourizing speed and memory, end to end",
@@ -103,12 +106,13 @@ def main() -> None:
         "The targets: 1 MP in at most 0.3 s, 12 MP in at most 2.5 s, and at most 1.5 GB of "
         "memory for 12 MP. Peak RSS counts the whole process, PyTorch and the model included.",
         "",
-        "| image | cold s | warm s | RSS after loading MB | peak RSS MB | threads |",
-        "|---|---|---|---|---|---|",
+        "| model | image | cold s | warm s | RSS after loading MB | peak RSS MB | threads |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['image']} ({row['width']}x{row['height']}) | {row['cold_s']:.3f} | "
+            f"| {row['model']} | {row['image']} ({row['width']}x{row['height']}) | "
+            f"{row['cold_s']:.3f} | "
             f"{row['warm_s']:.3f} | {row['rss_after_load_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
             f"{row['threads']} |"
         )

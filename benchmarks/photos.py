@@ -188,6 +188,8 @@ def command_line(args: argparse.Namespace) -> str:
     if args.baseline:
         options += [("--baseline", args.baseline), ("--baseline-size", args.baseline_size)]
     options += [("--limit", args.limit)]
+    if args.section != "photos":
+        options += [("--section", args.section), ("--title", args.title)]
     for option, value, default in (
         ("--results", args.results, DEFAULT_RESULTS),
         ("--json", args.json, DEFAULT_JSON),
@@ -239,6 +241,11 @@ def main() -> None:
         "--limit", type=int, default=None, help="score only the first N photos (quick trials)"
     )
     parser.add_argument("--results", default=str(DEFAULT_RESULTS))
+    parser.add_argument(
+        "--section", default="photos",
+        help="the marked section of --results to write, and its title (photos: the default)",
+    )  # fmt: skip
+    parser.add_argument("--title", default="Whole held-out photos at full size")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="per-photo scores")
     parser.add_argument(
         "--picture",
@@ -371,7 +378,7 @@ def main() -> None:
         "never trained on, but used to pick checkpoints"
     )  # fmt: skip
     lines = [
-        "## Whole held-out photos at full size",
+        f"## {args.title}",
         "",
         f"Machine: {describe_machine()}.",
         "",
@@ -442,7 +449,7 @@ def main() -> None:
         )
     text = "\n".join(lines)
     print(text, flush=True)
-    replace_section(Path(args.results), "photos", text)
+    replace_section(Path(args.results), args.section, text)
     payload = {
         "machine": describe_machine(),
         "command": command_line(args),
