@@ -49,11 +49,29 @@ def test_shipped_description_names_no_machine_path(name: str) -> None:
 
 def test_the_photo_model_ships_with_its_credits() -> None:
     info = describe_shipped("photo")
+    assert info["model"] == "efficient_unet"
     assert info["data"]["dataset"] == "photos+cifar10"
     assert info["formulation"]["name"] == "ab-regression"
     credits = (WEIGHTS_DIR / "CREDITS.md").read_text()
     assert "Stefano Guerrieri" in credits  # the bundled sample's author
     assert credits.count("| gcompris__") > 200  # one row per training photo
+    # Its encoder derives from EfficientNet-Lite0's ImageNet weights (Apache-2.0).
+    assert "EfficientNet-Lite0" in credits and "Apache License 2.0" in credits
+
+
+def test_the_earlier_photo_model_stays_available_under_its_own_name() -> None:
+    info = describe_shipped("photo-unet")
+    assert info["model"] == "photo_unet" and info["shipped_as"] == "photo-unet"
+    assert Colorizer.load("photo-unet").working_size == 128
+
+
+def test_the_photo_model_carries_its_scores_on_held_out_sources() -> None:
+    scores = describe_shipped("photo")["heldout_photos"]
+    assert scores["split"] == "test" and scores["photos"] > 0
+    assert {"vs_grey", "vs_grey_median", "colourfulness_share", "below_grey_3db"} <= set(scores)
+    # photo-unet trained on most of today's test photos (an earlier split by file name), so
+    # scores there would not be held-out scores, and it carries none.
+    assert "heldout_photos" not in describe_shipped("photo-unet")
 
 
 def test_colorize_the_bundled_sample_with_the_default_model(tmp_path: Path) -> None:
@@ -94,7 +112,10 @@ def test_colorize_with_a_shipped_name(tmp_path: Path, capsys) -> None:
 
 def test_models_lists_shipped_weights(capsys) -> None:
     assert main(["models"]) == 0
-    assert "cifar-horse-unet" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "cifar-horse-unet" in listed and "photo-unet" in listed
+    gain = describe_shipped("photo")["heldout_photos"]["vs_grey"]
+    assert f"{gain:+.2f}" in listed  # the held-out gain over grey
 
 
 def test_an_architecture_name_points_at_its_shipped_weights(tmp_path: Path, capsys) -> None:
@@ -110,7 +131,11 @@ def test_an_architecture_name_points_at_its_shipped_weights(tmp_path: Path, caps
 
 def test_course_models_colourize_at_their_own_scale_by_default() -> None:
     course, photo = Colorizer.load("cifar-horse-unet"), Colorizer.load("photo")
-    assert (course.working_size, photo.working_size) == (32, 128)
+    # The photo model's own size was chosen on the validation sources and ships with it.
+    assert (course.working_size, photo.working_size) == (
+        32,
+        describe_shipped("photo")["working_size"],
+    )
     grey = np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))
     default = np.asarray(course.colorize(grey))
     assert np.array_equal(default, np.asarray(course.colorize(grey, 32)))

@@ -43,6 +43,7 @@ def heldout_scores(results: Path, label: str) -> dict:
                 "split": payload["split"], "photos": overall["photos"],
                 "working_size": summary["size"], "psnr": round(overall["psnr"], 2),
                 "vs_grey": round(overall["vs_grey"], 2),
+                "vs_grey_median": round(overall["vs_grey_median"], 2),
                 "colourfulness_share": round(overall["colourfulness_share"], 3),
                 "below_grey_3db": overall["below_grey"],
             }  # fmt: skip

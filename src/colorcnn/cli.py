@@ -684,10 +684,12 @@ def list_registered_models(
     console.print(table)
     shipped = Table(title="Shipped weights (use the name wherever a checkpoint is expected)")
     shipped.add_column("name", no_wrap=True)
-    columns = ("architecture", "target", "size", "trained on", "epoch", "val acc", "val loss",
-               "held-out photos vs grey")  # fmt: skip
-    for column in columns:
+    for column in ("architecture", "target", "size", "trained on", "epoch", "val acc", "val loss"):
         shipped.add_column(column, overflow="fold")  # narrow terminals fold, never cut
+    heldout = Table(title="Scores on photos of sources the model never trained on")
+    for column in ("name", "photos", "PSNR vs grey, median", "mean", "> 3 dB below grey",
+                   "colourfulness, share of truth"):  # fmt: skip
+        heldout.add_column(column, overflow="fold")
     for name, path in shipped_models().items():
         if not fnmatch(name, pattern) and pattern != "*":
             continue
@@ -702,19 +704,17 @@ def list_registered_models(
             f"{path.stat().st_size / 1e3:.0f} kB", trained_on, str(info["epoch"] + 1),
             f"{metrics['val_acc']:.1f}%" if "val_acc" in metrics else "-",
             f"{metrics['val_loss']:.4f}" if "val_loss" in metrics else "-",
-            _heldout_cell(info.get("heldout_photos")),
         )  # fmt: skip
+        scores = info.get("heldout_photos")
+        if scores:
+            heldout.add_row(
+                name, str(scores["photos"]), f"{scores['vs_grey_median']:+.2f} dB",
+                f"{scores['vs_grey']:+.2f} dB", str(scores["below_grey_3db"]),
+                f"{100 * scores['colourfulness_share']:.0f}%",
+            )  # fmt: skip
     console.print(shipped)
-
-
-def _heldout_cell(scores: dict | None) -> str:
-    """PSNR against grey on photos of sources never trained on, with the colour kept."""
-    if not scores:
-        return "-"
-    return (
-        f"{scores['vs_grey']:+.2f} dB, colour {100 * scores['colourfulness_share']:.0f}% "
-        f"({scores['photos']} photos)"
-    )
+    if heldout.row_count:
+        console.print(heldout)
 
 
 def _epoch_list(text: str | None, option: str) -> list[int] | None:
