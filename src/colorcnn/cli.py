@@ -466,7 +466,8 @@ def colorize(
         typer.Option(
             "--size",
             min=4,
-            show_default=f"{DEFAULT_WORKING_SIZE}; 32 for models trained on CIFAR-10",
+            show_default="the model's own: 160 for photo, 128 for photo-unet, 32 for models "
+            f"trained on CIFAR-10, else {DEFAULT_WORKING_SIZE}",
             help="Shorter side at which the network runs.",
         ),
     ] = None,

@@ -21,8 +21,9 @@ from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil,
 from colorcnn.models import create_model
 from colorcnn.models.folding import fold_batch_norm
 
-# Shorter side, in pixels, at which the network runs. 128 scored best on the held-out
-# photos for the shipped models (docs/results.md): the photo model learnt from 128 px crops.
+# Shorter side, in pixels, at which the network runs, for models that store none: 128 scored
+# best on held-out photos for PhotoUNet models (docs/results.md), which learnt from 128 px
+# crops. Shipped weights store the size chosen for them (`working_size`).
 DEFAULT_WORKING_SIZE = 128
 # Models trained on 32 px CIFAR-10 images run at their own scale by default: on the same
 # held-out photos the course UNet scores 22.06 dB at 32 px against 21.79 at 128 (CNN 21.56
@@ -173,7 +174,8 @@ def colorize(
     temperature: float | None = None,
 ) -> Image.Image:
     """Colourize one image: a path, a PIL image or an array (H, W) / (H, W, 3|4), at the
-    working size `size` (default: 128 for photo models, 32 for those trained on CIFAR-10).
+    working size `size` (default: the model's own; 160 for `photo`, 32 for models trained on
+    CIFAR-10).
 
     `model` is a shipped name (`colorcnn models`), a run folder or a .safetensors
     checkpoint; the result is a PIL image of the input's size. To colourize many images,
