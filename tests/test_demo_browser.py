@@ -214,19 +214,19 @@ def test_a_bundled_sample_is_one_click_away(page):
     sample = sample_photos()[0]
     page.locator(".gallery").get_by_text(sample.name).click()
     status = _wait_for_status(page, "Colourized")
-    assert f"Colourized {sample.name}" in status and "photo_unet" in status
+    assert f"Colourized {sample.name}" in status and "efficient_unet" in status
 
 
 def test_choosing_another_model_colourizes_again_with_it(page):
     page.set_input_files("#upload input[type=file]", str(sample_photos()[0]))
-    _wait_for_status(page, "photo_unet")
+    _wait_for_status(page, "efficient_unet")
     temperature = page.locator("#temperature input[type=number]")
     assert temperature.is_disabled()  # the photo model decodes without a temperature
     page.locator("#model input").click()
     page.get_by_role("option", name="cifar-horse-unet", exact=True).click()
     status = _wait_for_status(page, "with unet (palette-rgb")
     assert "Colourized wrasse.jpg" in status
-    # The course model learnt from 32 px horses and runs at that size (the photo one at 128).
+    # The course model learnt from 32 px horses and runs at that size (photo at its own 160).
     page.get_by_text("More settings").click()
     assert page.locator("#size input[type=number]").input_value() == "32"
 
@@ -246,7 +246,7 @@ def _colour_side(page) -> Image.Image:
 
 def test_the_temperature_of_the_vivid_model_changes_the_colours(page):
     page.set_input_files("#upload input[type=file]", str(sample_photos()[0]))
-    _wait_for_status(page, "photo_unet (ab-regression")
+    _wait_for_status(page, "efficient_unet (ab-regression")
     page.locator("#model input").click()
     page.get_by_role("option", name="photo-vivid", exact=True).click()
     _wait_for_status(page, "photo_unet (ab-bins, torch) at temperature 0.38")
