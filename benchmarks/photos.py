@@ -27,7 +27,6 @@ and size so that others can recompute any summary, benchmarks/results/photos.jso
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab  # noqa: E402
-from colorcnn.data.photos import list_photos, split_photos  # noqa: E402
+from colorcnn.data.photos import hash_share, list_photos, split_photos  # noqa: E402
 from colorcnn.evaluation import metrics  # noqa: E402
 from colorcnn.files import atomic_path  # noqa: E402
 from colorcnn.inference import Colorizer  # noqa: E402
@@ -63,8 +62,7 @@ GREY = "grey input"
 def held_out_by_file_hash(path: Path) -> bool:
     """Whether the old file-name hash split held this photo out; the models shipped before
     the split by source trained on every photo it did not."""
-    digest = hashlib.sha256(Path(path).name.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < OLD_HELD_OUT_SHARE
+    return hash_share(Path(path).name) < OLD_HELD_OUT_SHARE
 
 
 @dataclass(eq=False)

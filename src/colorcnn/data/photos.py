@@ -114,7 +114,8 @@ def photo_source(photo: Path, packages: dict[str, str]) -> str:
     return package
 
 
-def _hash_share(text: str) -> float:
+def hash_share(text: str) -> float:
+    """A stable number in [0, 1) for a name: which side of a hashed split it falls on."""
     digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
@@ -135,7 +136,7 @@ def split_photos(
     def role(source: str) -> str:
         if source in TEST_SOURCES:
             return "test"
-        if source in VALIDATION_SOURCES or _hash_share(source) < validation_share:
+        if source in VALIDATION_SOURCES or hash_share(source) < validation_share:
             return "validation"
         return "train"
 
