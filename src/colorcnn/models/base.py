@@ -55,6 +55,15 @@ class ColourNet(nn.Module):
         """Image sides must be multiples of this; the course nets pool twice."""
         return 4
 
+    def check_sides(self, x: torch.Tensor) -> None:
+        """Refuse an input whose sides are not multiples of `size_multiple`, in one line."""
+        height, width = x.shape[-2:]
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(
+                f"{type(self).__name__} needs sides that are multiples of {self.size_multiple}, "
+                f"got {height}x{width}"
+            )
+
     @property
     def hyperparameters(self) -> dict[str, int]:
         """The constructor arguments: with the registered name they rebuild this network."""

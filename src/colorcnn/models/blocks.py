@@ -83,6 +83,22 @@ def conv_block(
     return nn.Sequential(*layers)
 
 
+def climb_decoders(
+    decoders: nn.ModuleList,
+    features: torch.Tensor,
+    skips: list[torch.Tensor],
+    activations: dict[str, torch.Tensor],
+) -> torch.Tensor:
+    """A UNet's way back up: at each level, upsample (nearest) to the skip's size, join the
+    skip by concatenation and run that level's decoder; `skips` run from fine to coarse,
+    and every level's result is recorded as the next `outN` activation."""
+    for decoder, skip in zip(decoders, reversed(skips), strict=True):
+        features = F.interpolate(features, size=skip.shape[-2:], mode="nearest")
+        features = decoder(torch.cat((skip, features), dim=1))
+        activations[f"out{len(activations) + 1}"] = features
+    return features
+
+
 def downsample() -> nn.MaxPool2d:
     return nn.MaxPool2d(2)
 

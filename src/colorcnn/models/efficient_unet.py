@@ -20,7 +20,7 @@ from torch import nn
 
 from colorcnn.errors import ColorcnnError
 from colorcnn.models.base import ColourNet
-from colorcnn.models.blocks import conv_block, same_conv
+from colorcnn.models.blocks import climb_decoders, conv_block, same_conv
 from colorcnn.models.registry import register_model
 
 # The TensorFlow Lite models take RGB scaled to [-1, 1] ((x - 127) / 128): on scikit-image's
@@ -256,12 +256,8 @@ class EfficientUNet(ColourNet):
         self.encoder.load_state_dict(wanted, strict=False)
 
     def forward_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_sides(x)
         height, width = x.shape[-2:]
-        if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(
-                f"{type(self).__name__} needs sides that are multiples of {self.size_multiple}, "
-                f"got {height}x{width}"
-            )
         activations: dict[str, torch.Tensor] = {}
         skips, scene = self.encoder(x)
         for skip in skips:
@@ -269,10 +265,7 @@ class EfficientUNet(ColourNet):
         bottom = skips[-1]
         scene = self.scene(scene).expand(-1, -1, *bottom.shape[-2:])
         features = torch.cat((bottom, scene), dim=1)  # (N, 320 + 4 NF, H/32, W/32)
-        for decoder, skip in zip(self.decoders, reversed(skips[:-1]), strict=True):
-            features = F.interpolate(features, size=skip.shape[-2:], mode="nearest")
-            features = decoder(torch.cat((skip, features), dim=1))
-            activations[f"out{len(activations) + 1}"] = features
+        features = climb_decoders(self.decoders, features, skips[:-1], activations)
         last = F.interpolate(
             self.finalconv(features), size=(height, width), mode="bilinear", align_corners=False
         )  # (N, colour_width, H, W)

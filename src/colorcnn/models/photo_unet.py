@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorcnn.models.base import ColourNet
-from colorcnn.models.blocks import conv_block, same_conv
+from colorcnn.models.blocks import climb_decoders, conv_block, same_conv
 from colorcnn.models.registry import register_model
 
 
@@ -63,12 +63,8 @@ class PhotoUNet(ColourNet):
         return {**super().hyperparameters, "depth": self.depth}
 
     def forward_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_sides(x)
         height, width = x.shape[-2:]
-        if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(
-                f"{type(self).__name__} needs sides that are multiples of {self.size_multiple}, "
-                f"got {height}x{width}"
-            )
         activations: dict[str, torch.Tensor] = {}
         skips = []
         # torch returns an empty batch unchanged, and under torchrun a process's share of a
@@ -85,10 +81,7 @@ class PhotoUNet(ColourNet):
             features = encoder(features)
             activations[f"out{len(activations) + 1}"] = features
             skips.append(features)
-        for decoder, skip in zip(self.decoders, reversed(skips[:-1]), strict=True):
-            features = F.interpolate(features, size=skip.shape[-2:], mode="nearest")
-            features = decoder(torch.cat((skip, features), dim=1))
-            activations[f"out{len(activations) + 1}"] = features
+        features = climb_decoders(self.decoders, features, skips[:-1], activations)
         last = F.interpolate(
             self.finalconv(features), size=(height, width), mode="bilinear", align_corners=False
         )
