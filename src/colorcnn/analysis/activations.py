@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from colorcnn.color.formulations import Formulation, unit_rgb
 from colorcnn.errors import ColorcnnError
-from colorcnn.training.pictures import plt, save_figure
+from colorcnn.training.pictures import save_figure
 
 
 @dataclass
@@ -130,7 +131,8 @@ def save_activation_pictures(
 
     written: dict[str, Path] = {}
     for key, activation in layers.items():
-        figure, axis = plt.subplots(figsize=(8, 8))
+        figure = Figure(figsize=(8, 8))
+        axis = figure.subplots()
         channels, height, width = activation.shape[1:]
         _show(axis, _tile_channels(activation[0]), f"{title}: {key}, {channels} channels of "
               f"{height}x{width}", cmap="viridis")  # fmt: skip
@@ -146,7 +148,8 @@ def save_activation_pictures(
         pictures.append((f"{key}: mean |a|, {activation.shape[1]} ch", mean_map, "magma"))
     columns = min(len(pictures), 5)
     rows = math.ceil(len(pictures) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.5 * rows), squeeze=False)
+    figure = Figure(figsize=(2.4 * columns, 2.5 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis, (label, picture, cmap) in zip(axes.flat, pictures, strict=False):
         _show(axis, picture, label, cmap)
     for axis in list(axes.flat)[len(pictures) :]:

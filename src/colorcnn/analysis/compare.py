@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.image as mpimg
+from matplotlib.figure import Figure
 
 from colorcnn.errors import ColorcnnError
 from colorcnn.files import atomic_open
-from colorcnn.training.pictures import plt, save_figure
+from colorcnn.training.pictures import epoch_axis, save_figure
 
 # (key in metrics.jsonl, column title, format); val_acc and psnr are higher-is-better.
 COLUMNS = (
@@ -62,7 +63,8 @@ def _differences(runs: list[Run]) -> list[str]:
 
 
 def _curves(runs: list[Run], path: Path) -> None:
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    figure = Figure(figsize=(15, 4))
+    axes = figure.subplots(1, 3)
     for run in runs:
         epochs = [record["epoch"] for record in run.history]
         (line,) = axes[0].plot(epochs, [r["val_loss"] for r in run.history], "o-", ms=3,
@@ -75,7 +77,7 @@ def _curves(runs: list[Run], path: Path) -> None:
     titles = ("loss (solid: validation, dashed: train)", "validation accuracy (%)", "PSNR (dB)")
     for axis, title in zip(axes, titles, strict=True):
         axis.set_title(title, fontsize=10)
-        axis.set_xlabel("epoch")
+        epoch_axis(axis)
         axis.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     figure.tight_layout()
@@ -85,8 +87,8 @@ def _curves(runs: list[Run], path: Path) -> None:
 def _pictures(runs: list[Run], epochs: list[int], path: Path) -> list[str]:
     """One row per run, one column per epoch; returns what was missing."""
     missing = []
-    figure, axes = plt.subplots(len(runs), len(epochs), figsize=(6 * len(epochs), 3 * len(runs)),
-                                squeeze=False)  # fmt: skip
+    figure = Figure(figsize=(6 * len(epochs), 3 * len(runs)))
+    axes = figure.subplots(len(runs), len(epochs), squeeze=False)
     for row, run in enumerate(runs):
         for column, epoch in enumerate(epochs):
             axis = axes[row][column]

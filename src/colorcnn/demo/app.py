@@ -35,6 +35,13 @@ _NO_TEMPERATURE = "Only ab-bins models decode with a temperature; this model has
 _TEMPERATURE_INFO = (
     "How the colour bins are averaged: low follows the likeliest colour, 1 is the plain mean."
 )
+_log = logging.getLogger(__name__)
+
+
+def log_rejection(reason: str) -> None:
+    """One line in the server log per refused upload: the page tells the person why."""
+    lines = reason.strip().splitlines()
+    _log.warning("colorcnn demo: rejected upload: %s", lines[0] if lines else "no reason given")
 
 
 def require_gradio() -> gradio:
@@ -58,6 +65,26 @@ def _theme(gr: gradio) -> gradio.themes.Base:
     )
 
 
+def _log_refusals_in_one_line(gr: gradio, component: gradio.components.Component) -> None:
+    """Gradio prints a traceback for every gr.Error a component raises while reading its
+    input, such as gr.File's own refusal of a type outside file_types. That refusal is no
+    fault of the server and the page shows its message either way, so it gets one line.
+
+    The instance's method is wrapped rather than gr.File subclassed: a Gradio component
+    class, when defined, writes a .pyi file beside its source."""
+    preprocess = component.preprocess
+
+    def preprocess_quietly(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error as error:
+            log_rejection(str(error.message))
+            error.print_exception = False
+            raise
+
+    component.preprocess = preprocess_quietly
+
+
 def build_app(service: DemoService) -> gradio.Blocks:
     gr = require_gradio()
 
@@ -76,9 +103,10 @@ def build_app(service: DemoService) -> gradio.Blocks:
         try:
             result = service.colorize_upload(path, model, temperature, int(size))
         except ColorcnnError as error:
+            log_rejection(str(error))
             return None, f"**Could not colourize:** {error}", hidden
         except Exception as error:  # noqa: BLE001 - a bug must still leave one line in the page
-            logging.getLogger(__name__).exception("colourizing %s failed", path)
+            _log.exception("colourizing %s failed", path)
             return None, f"**Could not colourize:** unexpected {type(error).__name__}", hidden
         shown = gr.DownloadButton(
             f"Download {result.width}x{result.height} PNG", value=str(result.download),
@@ -98,6 +126,7 @@ def build_app(service: DemoService) -> gradio.Blocks:
                     label="Grey photo: drop it here or click to choose",
                     file_types=sorted(IMAGE_SUFFIXES), type="filepath", elem_id="upload",
                 )  # fmt: skip
+                _log_refusals_in_one_line(gr, upload)
                 model = gr.Dropdown(
                     choices=service.model_choices(), value=service.default_model,
                     label="Model", info="photo: natural colour; photo-vivid: more colour, "
