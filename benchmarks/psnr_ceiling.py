@@ -24,8 +24,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
-from colorcnn.color.formulations import unit_rgb  # noqa: E402
-from colorcnn.color.spaces import course_grey, join_lightness_and_ab, rgb_to_lab  # noqa: E402
+from colorcnn.color.spaces import (  # noqa: E402
+    course_grey,
+    join_lightness_and_ab,
+    rgb_to_lab,
+    unit_rgb,  # noqa: E402
+)
 from colorcnn.data.datasets import DataSettings, load_course_data  # noqa: E402
 from colorcnn.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
 from colorcnn.evaluation.metrics import colourfulness, psnr_per_image  # noqa: E402

@@ -70,24 +70,23 @@ def comparison_picture(protocol: str, run_dirs: list[Path], target: Path) -> Non
     """Grey input, truth, and every run's prediction (true lightness) on 8 validation images."""
     import torch
 
-    from colorcnn.color.formulations import true_lightness, unit_rgb
-    from colorcnn.data.datasets import DataSettings, load_course_data
-    from colorcnn.training.checkpoint import build_model, formulation_from_info, load_checkpoint
+    from colorcnn import load_model
+    from colorcnn.color.spaces import true_lightness, unit_rgb
+    from colorcnn.data.datasets import load_course_data
     from colorcnn.training.pictures import save_prediction_grid
 
-    first = load_checkpoint(run_dirs[0])
-    data = load_course_data(DataSettings(**first.info["data"]))
+    data = load_course_data(load_model(run_dirs[0]).data_settings())
     truth = data.test_rgb[:8]
     rows = {"grey input": unit_rgb(truth).mean(dim=1, keepdim=True), "truth": unit_rgb(truth)}
     for run_dir in run_dirs:
-        checkpoint = load_checkpoint(run_dir)
-        palette = torch.tensor(checkpoint.info["palette"])
-        formulation = formulation_from_info(checkpoint.info, palette)
-        model = build_model(checkpoint).eval()
+        trained = load_model(run_dir)
+        formulation = trained.formulation
         inputs = formulation.inputs(truth)
         with torch.inference_mode():
-            predicted = formulation.predict_rgb(model(inputs), inputs, true_lightness(truth))
-        rows[f"{checkpoint.info['model']}\n{formulation.name}"] = predicted
+            predicted = formulation.predict_rgb(
+                trained.network(inputs), inputs, true_lightness(truth)
+            )
+        rows[f"{trained.architecture}\n{formulation.name}"] = predicted
     save_prediction_grid(rows, target, f"{protocol}: predictions with the true lightness")
 
 

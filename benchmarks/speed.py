@@ -39,12 +39,13 @@ from _machine import describe_machine, replace_section, save_results  # noqa: E4
 
 from colorcnn.analysis.summary import summarize  # noqa: E402
 from colorcnn.color import fit_palette  # noqa: E402
-from colorcnn.color.formulations import build_formulation  # noqa: E402
 from colorcnn.evaluation.evaluate import TrueImages, evaluate  # noqa: E402
+from colorcnn.formulations import build_formulation  # noqa: E402
 from colorcnn.inference import Colorizer  # noqa: E402
 from colorcnn.models import create_model  # noqa: E402
 from colorcnn.models.folding import fold_batch_norm  # noqa: E402
-from colorcnn.training.loop import fast_layout, set_determinism, train_one_epoch  # noqa: E402
+from colorcnn.runtime import fast_layout, set_determinism  # noqa: E402
+from colorcnn.training.loop import train_one_epoch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CASES = (  # model, side, batch, target

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from colorcnn.errors import ColorcnnError
 from colorcnn.models import create_model
-from colorcnn.training.checkpoint import build_model, load_checkpoint, save_checkpoint
+from colorcnn.trained.checkpoint import build_model, load_checkpoint, save_checkpoint
 
 INFO = {"model": "unet_small", "model_args": {}, "epoch": 3, "metrics": {"val_loss": 1.5}}
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from colorcnn.color.spaces import course_grey
 from colorcnn.data import cache, cifar, datasets
 from colorcnn.data.datasets import (
     CLASS_NAMES,
@@ -577,9 +578,9 @@ def test_course_data_for_one_class(tmp_path: Path, category: str | int) -> None:
     horses_test = int((expected_labels("test") == 7).sum())
     assert data.categories == [7]
     assert tuple(data.train_rgb.shape) == (horses_train, 3, 32, 32)
-    assert tuple(data.train_grey.shape) == (horses_train, 1, 32, 32)
+    assert tuple(course_grey(data.train_rgb).shape) == (horses_train, 1, 32, 32)
     assert tuple(data.test_rgb.shape) == (horses_test, 3, 32, 32)
-    assert tuple(data.test_grey.shape) == (horses_test, 1, 32, 32)
+    assert tuple(course_grey(data.test_rgb).shape) == (horses_test, 1, 32, 32)
 
     train_rgb = data.train_rgb.numpy()
     test_rgb = data.test_rgb.numpy()
@@ -598,10 +599,16 @@ def test_course_data_for_one_class(tmp_path: Path, category: str | int) -> None:
     assert train_rgb.max() < 1.0 and train_rgb.min() >= 0.0
     # Grey is the mean of the three channels.
     np.testing.assert_allclose(
-        data.train_grey.numpy(), expected_train.mean(axis=1, keepdims=True), rtol=0, atol=1e-6
+        course_grey(data.train_rgb).numpy(),
+        expected_train.mean(axis=1, keepdims=True),
+        rtol=0,
+        atol=1e-6,
     )
     np.testing.assert_allclose(
-        data.test_grey.numpy(), expected_test.mean(axis=1, keepdims=True), rtol=0, atol=1e-6
+        course_grey(data.test_rgb).numpy(),
+        expected_test.mean(axis=1, keepdims=True),
+        rtol=0,
+        atol=1e-6,
     )
 
 
@@ -612,7 +619,7 @@ def test_course_data_for_all_classes(tmp_path: Path) -> None:
     )
     assert data.categories == list(range(10))
     assert tuple(data.train_rgb.shape) == (5 * PER_BATCH, 3, 32, 32)
-    assert tuple(data.test_grey.shape) == (PER_BATCH, 1, 32, 32)
+    assert tuple(course_grey(data.test_rgb).shape) == (PER_BATCH, 1, 32, 32)
     expected_train, expected_test = _expected_course(folder, list(range(10)), seed=3)
     np.testing.assert_array_equal(data.train_rgb.numpy().astype(np.float64), expected_train)
     np.testing.assert_array_equal(data.test_rgb.numpy().astype(np.float64), expected_test)

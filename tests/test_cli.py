@@ -153,7 +153,7 @@ def test_a_damaged_checkpoint_header_is_one_line(tmp_path: Path, capsys) -> None
     )  # fmt: skip
     save_file({"model.x": torch.zeros(1)}, str(folder / "best.safetensors"), {"colorcnn": header})
     assert main(["evaluate", str(tmp_path / "run")]) == 1
-    assert "lacks valid palette" in _one_line_error(capsys)
+    assert "lacks a valid palette" in _one_line_error(capsys)
 
 
 @pytest.mark.parametrize("command", ["train", "sweep"])

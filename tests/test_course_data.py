@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from colorcnn.color.spaces import course_grey
 from colorcnn.data import DataSettings, load_course_data
 from colorcnn.training import TrainConfig, fit
 
@@ -24,7 +25,7 @@ def test_horse_split_has_the_course_sizes_and_scaling(cifar10_image_folder, shar
     assert data.train_rgb.shape == (5000, 3, 32, 32)
     assert data.test_rgb.shape == (1000, 3, 32, 32)
     assert data.train_rgb.max() <= 255 / 256 and data.train_rgb.min() >= 0
-    assert torch.allclose(data.train_grey, data.train_rgb.mean(dim=1, keepdim=True))
+    assert torch.allclose(course_grey(data.train_rgb), data.train_rgb.mean(dim=1, keepdim=True))
     again = load_course_data(DataSettings(str(cifar10_image_folder), "horse", 0), shared_cache)
     assert torch.equal(again.train_rgb, data.train_rgb)
     assert again.load_seconds < data.load_seconds

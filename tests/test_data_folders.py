@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from colorcnn.color.spaces import course_grey
 from colorcnn.data import folders
 from colorcnn.data.datasets import CLASS_NAMES, DataSettings, load_course_data, load_raw_cifar10
 from colorcnn.errors import ColorcnnError
@@ -135,7 +136,7 @@ def test_course_data_from_an_image_folder(tmp_path: Path) -> None:
     rng = np.random.RandomState(0)
     rng.shuffle(horses)
     assert tuple(data.train_rgb.shape) == (2, 3, 32, 32)
-    assert tuple(data.test_grey.shape) == (1, 1, 32, 32)
+    assert tuple(course_grey(data.test_rgb).shape) == (1, 1, 32, 32)
     np.testing.assert_array_equal(
         data.train_rgb.numpy().astype(np.float64), horses.transpose(0, 3, 1, 2) / 256.0
     )

@@ -292,7 +292,7 @@ def _decoder_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def test_training_freezes_the_encoder_for_the_frozen_epochs_then_fine_tunes_it(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from colorcnn.training.checkpoint import build_model, load_checkpoint
+    from colorcnn.trained.checkpoint import build_model, load_checkpoint
 
     weights_file = tmp_path / "lite0.pth"
     pretrained = _pretrained_layout_state(seed=1)

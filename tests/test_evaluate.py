@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from colorcnn.color.formulations import build_formulation, true_lightness, unit_rgb
 from colorcnn.color.palette import nearest_colour, palette_image
-from colorcnn.color.spaces import replace_lightness
+from colorcnn.color.spaces import replace_lightness, true_lightness, unit_rgb
 from colorcnn.errors import ColorcnnError
 from colorcnn.evaluation import metrics
 from colorcnn.evaluation.evaluate import TrueImages, evaluate, evaluate_baselines
+from colorcnn.formulations import build_formulation
 from colorcnn.models import create_model
 
 

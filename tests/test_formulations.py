@@ -10,17 +10,17 @@ from skimage.color import rgb2lab
 
 from colorcnn.color import fit_palette, nearest_colour
 from colorcnn.color.abbins import ANNEALED_T, ABBins
-from colorcnn.color.formulations import (
-    TARGETS,
-    ABBinsClassification,
-    ABRegression,
-    build_formulation,
+from colorcnn.color.spaces import (
+    AB_SCALE,
     course_rgb,
+    lab_to_rgb,
+    rgb_to_lab,
     true_lightness,
     unit_rgb,
 )
-from colorcnn.color.spaces import AB_SCALE, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations import build_formulation, list_formulations
+from colorcnn.formulations.colour import ABBinsClassification, ABRegression
 from colorcnn.models import create_model, list_models
 
 ALL_MODELS = list_models()
@@ -61,8 +61,9 @@ def _in_gamut(lab: torch.Tensor, margin: float = 1e-4) -> torch.Tensor:
     return ((raw >= -margin) & (raw <= 1 + margin)).all(dim=1)
 
 
-def test_the_four_formulations_are_the_targets() -> None:
-    assert set(TARGETS) == set(FORMULATIONS)
+def test_the_four_formulations_are_the_colour_targets() -> None:
+    assert set(list_formulations("colorize")) == set(FORMULATIONS)
+    assert set(list_formulations("superres")) == {"superres-palette", "superres-rgb"}
 
 
 @pytest.mark.parametrize("target", FORMULATIONS)
@@ -143,10 +144,13 @@ def test_scoring_decodes_what_the_separate_calls_give(
 
 
 def _every_formulation(palette: torch.Tensor, course_images: torch.Tensor) -> list:
-    from colorcnn.superres.formulations import SUPERRES_TARGETS, build_superres
-
-    colour = [build_formulation(name, palette, train_rgb=course_images) for name in TARGETS]
-    return colour + [build_superres(name, palette, 2) for name in SUPERRES_TARGETS]
+    colour = [
+        build_formulation(name, palette, train_rgb=course_images)
+        for name in list_formulations("colorize")
+    ]
+    return colour + [
+        build_formulation(name, palette, scale=2) for name in list_formulations("superres")
+    ]
 
 
 def test_every_formulation_draws_its_picture_rows(palette, course_images) -> None:
@@ -430,17 +434,17 @@ def test_chroma_gain_scales_ab_regression_and_only_it(palette: torch.Tensor) -> 
     torch.testing.assert_close(vivid.predict_ab(outputs), 1.5 * plain.predict_ab(outputs))
     rebuilt = build_formulation("ab-regression", palette, described=vivid.describe())
     assert rebuilt.chroma_gain == 1.5
-    with pytest.raises(ColorcnnError, match="chroma gain applies to ab-regression"):
+    with pytest.raises(ColorcnnError, match="chroma_gain applies to ab-regression"):
         build_formulation("palette-rgb", palette, chroma_gain=1.2)
-    with pytest.raises(ColorcnnError, match="chroma gain must be a positive"):
+    with pytest.raises(ColorcnnError, match="chroma_gain must be a positive"):
         build_formulation("ab-regression", palette, chroma_gain=0.0)
 
 
 def test_the_colour_prior_is_the_same_in_chunks(monkeypatch, course_images: torch.Tensor) -> None:
-    from colorcnn.color import formulations as module
+    from colorcnn.formulations import base, colour
 
     bins = ABBins.in_gamut()
     whole = bins.empirical_prior(rgb_to_lab(unit_rgb(course_images))[:, 1:])
-    monkeypatch.setattr(module, "CHUNK_PIXELS", H * W)  # one image per chunk
-    chunked = module._colour_prior(bins, course_images)
+    monkeypatch.setattr(base, "CHUNK_PIXELS", H * W)  # one image per chunk
+    chunked = colour._colour_prior(bins, course_images)
     assert torch.allclose(chunked, whole, atol=1e-6)

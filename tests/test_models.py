@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
 
 from colorcnn.errors import ColorcnnError
 from colorcnn.models import ColourNet, create_model, list_models, model_objective
-from colorcnn.models.blocks import ConcatConv2d
+from colorcnn.models.blocks import ConcatConv2d, SameConv2d
 from colorcnn.models.cnn import CNN
 from colorcnn.models.conv_transpose_net import ConvTransposeNet
 from colorcnn.models.folding import fold_batch_norm
@@ -119,7 +121,8 @@ def test_folded_batch_norm_computes_the_same_function(name: str, layout) -> None
 def test_folding_changes_the_layers_that_follow_a_convolution() -> None:
     folded = fold_batch_norm(create_model("cnn"))
     first_block = folded.downconv1
-    assert [type(layer) for layer in first_block] == [nn.Conv2d, nn.Identity, nn.ReLU, nn.MaxPool2d]
+    assert _layer_types(first_block) == [nn.Conv2d, nn.Identity, nn.ReLU, nn.MaxPool2d]
+    assert first_block[0].extra_padding == 0 and first_block[0].padding == (1, 1)
     assert first_block[2].inplace
     # 2022 blocks pool between the convolution and the batch norm: nothing folds there.
     kept = fold_batch_norm(create_model("pool_upsample_net"))
@@ -162,7 +165,9 @@ def test_objective_is_read_without_building_weights() -> None:
 
 
 def _layer_types(block: nn.Module) -> list[type]:
-    return [type(layer) for layer in block]
+    """The layers' types, a convolution that keeps the size (SameConv2d) read as the
+    course's nn.Conv2d with its padding."""
+    return [nn.Conv2d if isinstance(layer, SameConv2d) else type(layer) for layer in block]
 
 
 def test_cnn_follows_the_2019_layer_list() -> None:
@@ -245,3 +250,23 @@ def test_photo_unet_takes_an_empty_batch() -> None:
 def test_concat_conv_refuses_what_it_does_not_compute() -> None:
     with pytest.raises(ValueError, match="groups=1 and zero padding"):
         ConcatConv2d(4, 4, 3, groups=2)
+
+
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_same_conv_is_torchs_same_padding_without_its_note(kernel: int, dilation: int) -> None:
+    torch.manual_seed(0)
+    ours = SameConv2d(3, 5, kernel, dilation=dilation)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note about even kernels
+        reference = nn.Conv2d(3, 5, kernel, padding="same", dilation=dilation)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 9, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ours says nothing
+        got = ours(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = reference(x)
+    assert got.shape == x.shape[:1] + (5,) + x.shape[2:]
+    assert torch.equal(got, want)

@@ -12,8 +12,8 @@ from PIL import Image
 from colorcnn.cli import main
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference import Colorizer
+from colorcnn.trained.checkpoint import build_model, load_checkpoint
 from colorcnn.training import TrainConfig, fit
-from colorcnn.training.checkpoint import build_model, load_checkpoint
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
@@ -33,7 +33,7 @@ def exported(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 @pytest.mark.parametrize("shape", [(1, 1, 32, 32), (3, 1, 48, 80), (1, 1, 124, 64)])
 def test_onnx_matches_pytorch_at_any_size(exported, shape) -> None:
-    from colorcnn.inference.onnx import OnnxModel
+    from colorcnn.trained.onnx_runtime import OnnxModel
 
     run, onnx_path = exported
     torch_model = build_model(load_checkpoint(run)).eval()
@@ -77,7 +77,7 @@ def test_export_refuses_other_suffixes_and_keeps_existing_files(exported, tmp_pa
 
 @pytest.mark.slow
 def test_the_shipped_photo_model_exports_with_sides_in_steps_of_32(tmp_path: Path) -> None:
-    from colorcnn.inference.onnx import OnnxModel
+    from colorcnn.trained.onnx_runtime import OnnxModel
 
     onnx_path = tmp_path / "photo.onnx"
     assert main(["export", "onnx", "photo", "-o", str(onnx_path)]) == 0

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from colorcnn.color.spaces import course_grey
 from colorcnn.data import DataSettings, load_course_data
 from colorcnn.data import photos as photo_data
 from colorcnn.errors import ColorcnnError
@@ -59,7 +60,7 @@ def test_photo_dataset_loads_and_is_cached(tmp_path: Path) -> None:
     split = photo_data.split_photos(photo_data.list_photos(folder))
     assert data.train_rgb.shape == (3 * len(split.train), 3, 32, 32)
     assert data.test_rgb.shape == (views * len(split.validation), 3, 32, 32)
-    assert torch.allclose(data.train_grey, data.train_rgb.mean(dim=1, keepdim=True))
+    assert torch.allclose(course_grey(data.train_rgb), data.train_rgb.mean(dim=1, keepdim=True))
     again = load_course_data(settings, tmp_path / "cache")
     assert torch.equal(again.train_rgb, data.train_rgb)
 
@@ -155,8 +156,8 @@ def test_a_photos_plus_cifar_run_is_evaluated_where_both_folders_now_lie(
 
 
 def test_photo_runs_default_to_ab_regression(tmp_path: Path) -> None:
+    from colorcnn.trained.checkpoint import load_checkpoint
     from colorcnn.training import TrainConfig, fit
-    from colorcnn.training.checkpoint import load_checkpoint
 
     folder = tmp_path / "photos"
     _make_photos(folder, count=6)

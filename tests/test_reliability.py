@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from colorcnn.cli import main
-from colorcnn.color.formulations import PaletteClassification
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations.colour import PaletteClassification
+from colorcnn.trained.checkpoint import load_checkpoint
 from colorcnn.training import TrainConfig, fit
-from colorcnn.training.checkpoint import load_checkpoint
 
 
 def _train_command(data: Path, out: Path, epochs: int) -> list[str]:

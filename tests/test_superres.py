@@ -13,8 +13,8 @@ from PIL import Image
 from colorcnn.cli import main
 from colorcnn.color import fit_palette
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations.superres import SuperResPalette, SuperResResidual
 from colorcnn.superres import upscale as upscale_module
-from colorcnn.superres.formulations import SuperResPalette, SuperResResidual
 from colorcnn.superres.upscale import Upscaler
 from colorcnn.training import TrainConfig, fit
 
@@ -102,7 +102,7 @@ def test_upscale_cli_keeps_alpha_and_refuses_other_models(superres_runs, tmp_pat
     assert main([*args, "-m", model, "--scale", "2"]) == 1
     assert "trained to upscale by 4" in capsys.readouterr().err
     assert main([*args, "-m", str(superres_runs["superres-palette"])]) == 1
-    assert "upscale needs a model trained with --task superres" in capsys.readouterr().err
+    assert "upscaling needs a PyTorch model trained for task superres" in capsys.readouterr().err
     assert main(["colorize", str(tmp_path / "small.png"), "-m", model]) == 1
     assert "use colorcnn upscale" in capsys.readouterr().err
 
@@ -119,7 +119,7 @@ def test_tiles_join_without_seams(superres_runs, monkeypatch) -> None:
 
 @pytest.mark.parametrize("scale", [2, 4])
 def test_upscaling_a_window_reads_only_its_part_of_the_image(scale: int) -> None:
-    from colorcnn.superres.formulations import bicubic_up
+    from colorcnn.formulations.superres import bicubic_up
     from colorcnn.superres.upscale import _bicubic_window
 
     low = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(scale))

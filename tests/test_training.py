@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from colorcnn.errors import ColorcnnError
+from colorcnn.trained.checkpoint import load_checkpoint
 from colorcnn.training import TrainConfig, fit
-from colorcnn.training.checkpoint import load_checkpoint
 
 
 def _config(data: Path, out: Path, **overrides) -> TrainConfig:
@@ -163,7 +163,7 @@ def test_deterministic_mode_skips_the_nan_fill_and_the_compiler_import() -> None
 
     probe = (
         "import sys, torch, torch.utils.deterministic as d\n"
-        "from colorcnn.training.loop import set_determinism\n"
+        "from colorcnn.runtime import set_determinism\n"
         "set_determinism(True)\n"
         "print(torch.are_deterministic_algorithms_enabled(),"
         " torch.is_deterministic_algorithms_warn_only_enabled(),"

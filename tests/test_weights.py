@@ -14,7 +14,7 @@ import colorcnn
 from colorcnn.cli import main
 from colorcnn.inference import Colorizer
 from colorcnn.inference.colorize import sample_photos
-from colorcnn.training.checkpoint import build_model, load_checkpoint
+from colorcnn.trained.checkpoint import build_model, load_checkpoint
 from colorcnn.weights import WEIGHTS_DIR, describe_shipped, shipped_models
 
 SHIPPED = sorted(shipped_models())

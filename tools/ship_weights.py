@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from colorcnn.training.checkpoint import build_model, load_checkpoint, save_checkpoint
+from colorcnn.trained.checkpoint import build_model, load_checkpoint, save_checkpoint
 from colorcnn.weights import WEIGHTS_DIR
 
 

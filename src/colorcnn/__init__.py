@@ -3,7 +3,16 @@
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.colorize import colorize
 from colorcnn.models import create_model, list_models
+from colorcnn.trained import TrainedModel, load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["ColorcnnError", "__version__", "colorize", "create_model", "list_models"]
+__all__ = [
+    "ColorcnnError",
+    "TrainedModel",
+    "__version__",
+    "colorize",
+    "create_model",
+    "list_models",
+    "load_model",
+]

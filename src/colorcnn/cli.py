@@ -21,7 +21,8 @@ from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.demo.app import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT
 from colorcnn.demo.service import DemoLimits
 from colorcnn.errors import ColorcnnError
-from colorcnn.inference.colorize import DEFAULT_MODEL, DEFAULT_WORKING_SIZE
+from colorcnn.inference.colorize import DEFAULT_MODEL, MAX_WORKING_SIDE
+from colorcnn.trained.model import DEFAULT_WORKING_SIZE
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -58,6 +59,13 @@ def _options(
     """Colourize grayscale images with small convolutional networks, on a CPU."""
 
 
+def _shipped_chroma_gain(name: str) -> float:
+    """The decoding gain a shipped model stores (read from its small JSON, not its weights)."""
+    from colorcnn.weights import describe_shipped
+
+    return describe_shipped(name).get("formulation", {}).get("chroma_gain", 1.0)
+
+
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Registered model name (see `colorcnn models`).")
 ]
@@ -89,7 +97,8 @@ ChromaGainOption = Annotated[
     float | None,
     typer.Option(
         "--chroma-gain",
-        show_default="the model's (1.0)",
+        show_default=f"the model's own: {_shipped_chroma_gain(DEFAULT_MODEL)} for "
+        f"{DEFAULT_MODEL}, 1.0 where a model stores none",
         help="ab-regression models only: scale the predicted chroma (above 1: more vivid).",
     ),
 ]
@@ -282,7 +291,7 @@ def train(
         cifar_data=cifar_data, cifar_images=cifar_images,
     )  # fmt: skip
     if resume is not None and epochs is None:
-        from colorcnn.training.checkpoint import load_checkpoint
+        from colorcnn.trained.checkpoint import load_checkpoint
         from colorcnn.training.loop import check_run_folder
 
         check_run_folder(resume)
@@ -304,7 +313,7 @@ def train(
 def _say_how_to_resume(run_dir: Path, epochs: int) -> None:
     import shlex
 
-    from colorcnn.training.checkpoint import load_checkpoint
+    from colorcnn.trained.checkpoint import load_checkpoint
 
     last = run_dir / "checkpoints" / "last.safetensors"
     if not last.is_file():
@@ -412,21 +421,30 @@ def _print_scores(result: dict) -> None:
         ("val_acc", "val acc %", "{:.1f}"),
         ("psnr", "PSNR dB", "{:.2f}"),
         ("ssim", "SSIM", "{:.4f}"),
-        ("colourfulness", "colourful.", "{:.1f}"),
-        ("colourfulness_gap", "CF gap", "{:.1f}"),
+        ("colourfulness", "colour- fulness", "{:.1f}"),
+        ("colourfulness_gap", "colour gap", "{:.1f}"),
         ("auc", "AuC", "{:.3f}"),
         ("auc_rebalanced", "AuC rebal.", "{:.3f}"),
     ]
     table = Table(
-        "", *(title for _, title, _ in columns),
         title=f"{result['model']} ({result['target']}) after epoch {result['epoch'] + 1}, "
         f"{result['num_images']} {result['category']} test images",
-    )  # fmt: skip
+    )
+    # Narrow terminals fold a cell onto two lines rather than cut it to "colou...".
+    table.add_column("", overflow="fold", min_width=8)
+    for _, title, _ in columns:
+        table.add_column(title, overflow="fold", justify="right")
     rows = {result["model"]: result, **result.get("baselines", {})}
     for name, scores in rows.items():
         cells = [fmt.format(scores[key]) if key in scores else "-" for key, _, fmt in columns]
         table.add_row(name.replace("_", " "), *cells)
     Console().print(table)
+    if "baselines" in result:
+        typer.echo(
+            "The greys score a high val acc: many true pixels are of low chroma and snap to the "
+            "same palette colour as grey does. PSNR, AuC and the colour gap tell a model from "
+            "grey; val acc alone does not."
+        )
     typer.echo(
         f"Val Loss: {result['val_loss']:.4f}, Val Acc: {result['val_acc']:.1f}%, "
         f"PSNR: {result['psnr']:.2f} dB (truth colourfulness {result['colourfulness_truth']:.1f})"
@@ -466,9 +484,12 @@ def colorize(
         typer.Option(
             "--size",
             min=4,
+            max=MAX_WORKING_SIDE,
             show_default="the model's own: 160 for photo, 128 for photo-unet, 32 for models "
             f"trained on CIFAR-10, else {DEFAULT_WORKING_SIZE}",
-            help="Shorter side at which the network runs.",
+            help="Shorter side at which the network runs; the longer side is kept at most "
+            f"{MAX_WORKING_SIDE} px (very long strips run at a smaller size). The output "
+            "keeps the input's own size either way.",
         ),
     ] = None,
     temperature: Annotated[
@@ -669,7 +690,7 @@ def list_registered_models(
     from rich.console import Console
     from rich.table import Table
 
-    from colorcnn.color.formulations import default_target
+    from colorcnn.formulations import default_target
     from colorcnn.models import create_model, list_models, model_entry
     from colorcnn.weights import describe_shipped, shipped_models
 
@@ -909,11 +930,14 @@ def summary(
         overrides = {k: v for k, v in (("kernel", kernel), ("num_filters", num_filters)) if v}
         network = create_model(model, **overrides)
     else:
-        from colorcnn.training.checkpoint import build_model, load_checkpoint
+        from colorcnn.trained import load_model
 
         if kernel or num_filters:
             raise ColorcnnError("--kernel and --num-filters apply to architectures, not to weights")
-        network = build_model(load_checkpoint(model, prefer="best"))
+        trained = load_model(model, fold=False)  # as trained: its batch norms are layers too
+        if trained.runtime != "torch":
+            raise ColorcnnError(f"summary reads PyTorch checkpoints, not ONNX files: {model}")
+        network = trained.network
     result = summarize(network, model, image_size)
     twice = summarize(network, model, 2 * image_size)
     payload = result.to_dict()

@@ -11,8 +11,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from colorcnn.color.formulations import Formulation, unit_rgb
+from colorcnn.color.spaces import course_rgb, unit_rgb
+from colorcnn.data.datasets import load_course_data
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations import Formulation
+from colorcnn.inference.colorize import working_shape
+from colorcnn.inference.images import from_uint8, read_image
+from colorcnn.trained import load_model
 from colorcnn.training.pictures import save_figure
 
 
@@ -57,29 +62,16 @@ def picture_checkpoint_activations(
     name) and one image: the validation image at `index` of the run's own data, or the file
     `image`, resized to `size` (the shorter side; default the training images' side). The
     pictures go to `output`, by default RUN/activations/<image> beside a run folder."""
-    from colorcnn.color.formulations import course_rgb
-    from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
-    from colorcnn.data.datasets import load_course_data
-    from colorcnn.inference.colorize import working_shape
-    from colorcnn.inference.images import from_uint8, read_image
-    from colorcnn.training.checkpoint import (
-        build_model,
-        formulation_from_info,
-        load_checkpoint,
-        palette_and_data_settings,
-        resolve_checkpoint,
-    )
-
-    tensor_path = resolve_checkpoint(checkpoint, "best")
-    loaded_checkpoint = load_checkpoint(tensor_path)
-    network = build_model(loaded_checkpoint).eval()
-    info = loaded_checkpoint.info
-    palette, settings = palette_and_data_settings(info, tensor_path, data)
-    formulation = formulation_from_info(info, palette)
+    # Unfolded: every layer as trained, batch norms included, gets its picture.
+    trained = load_model(checkpoint, fold=False)
+    if trained.runtime != "torch":
+        raise ColorcnnError(f"activations need a PyTorch checkpoint, not {checkpoint}")
+    network, formulation, info = trained.network, trained.formulation, trained.info
+    settings = trained.data_settings(data)
     if image is not None:
         loaded = read_image(image)
-        side = size or (settings.crop_size if settings.dataset != "cifar10" else CIFAR_SIDE)
-        height, width = working_shape(loaded.height, loaded.width, side, network.size_multiple)
+        side = size or trained.image_side
+        height, width = working_shape(loaded.height, loaded.width, side, trained.size_multiple)
         picture = loaded.to_uint8_pil().convert("RGB").resize((width, height))
         rgb, truth_known, label = (
             course_rgb(from_uint8(picture)),
@@ -90,7 +82,7 @@ def picture_checkpoint_activations(
         test_rgb = load_course_data(settings, cache_dir).test_rgb
         if index >= len(test_rgb):
             raise ColorcnnError(
-                f"--index {index} is out of range; the validation set has {len(test_rgb)} images"
+                f"index {index} is out of range; the validation set has {len(test_rgb)} images"
             )
         rgb, truth_known, label = test_rgb[index : index + 1], True, f"index_{index}"
     if output is None:

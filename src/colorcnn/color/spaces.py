@@ -78,3 +78,23 @@ def join_lightness_and_ab(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Te
 def replace_lightness(rgb: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
     """Keep the chroma of `rgb` and take the lightness L (*, 1, H, W) from elsewhere."""
     return join_lightness_and_ab(lightness, rgb_to_lab(rgb)[..., 1:, :, :])
+
+
+# The course's pixels are uint8 / 256 (a white pixel is 255/256); colour science uses
+# uint8 / 255.
+COURSE_TO_UNIT = 256.0 / 255.0
+
+
+def unit_rgb(course_rgb: torch.Tensor) -> torch.Tensor:
+    """Course-scale RGB (uint8 / 256) -> RGB in [0, 1] (uint8 / 255)."""
+    return (course_rgb * COURSE_TO_UNIT).clamp(0.0, 1.0)
+
+
+def course_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> the course's scale (uint8 / 256)."""
+    return rgb / COURSE_TO_UNIT
+
+
+def true_lightness(course_rgb_images: torch.Tensor) -> torch.Tensor:
+    """Lab L (N, 1, H, W) of course-scale RGB: the luminance a grey photo really carries."""
+    return rgb_to_lab(unit_rgb(course_rgb_images))[:, :1]

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorcnn.color.spaces import course_grey
 from colorcnn.data import cache, cifar, folders, photos
 from colorcnn.errors import ColorcnnError
 
@@ -62,16 +61,6 @@ class CourseData:
     test_rgb: torch.Tensor
     categories: list[int]
     load_seconds: float
-
-    # The course's grey inputs, derived on demand: training takes its inputs from the
-    # chosen formulation, so they are not computed at every load.
-    @property
-    def train_grey(self) -> torch.Tensor:
-        return course_grey(self.train_rgb)  # (N, 1, H, W)
-
-    @property
-    def test_grey(self) -> torch.Tensor:
-        return course_grey(self.test_rgb)
 
 
 def resolve_categories(category: str | int) -> list[int]:
@@ -189,7 +178,7 @@ def course_preprocess(
 ) -> torch.Tensor:
     """The course's `process`: keep the categories, scale by 1/256, shuffle; (N, 3, H, W).
 
-    With `labels` None every image is kept. The grey input is `spaces.course_grey`.
+    With `labels` None every image is kept. The grey input is `color.spaces.course_grey`.
     """
     if labels is None:
         selected = np.asarray(images)

@@ -7,19 +7,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from colorcnn.color.abbins import ABBins, positive_temperature
-from colorcnn.color.formulations import (
-    Formulation,
+from colorcnn.color.palette import nearest_colour
+from colorcnn.color.spaces import (
     course_rgb,
+    join_lightness_and_ab,
+    rgb_to_lab,
     true_lightness,
     unit_rgb,
 )
-from colorcnn.color.palette import nearest_colour
-from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
+from colorcnn.data.datasets import load_course_data
 from colorcnn.errors import ColorcnnError
 from colorcnn.evaluation import metrics
+from colorcnn.formulations import Formulation
 from colorcnn.models.folding import fold_batch_norm
+from colorcnn.trained import load_model
 
 
 @dataclass
@@ -170,6 +174,7 @@ def evaluate_baselines(
     train_rgb: torch.Tensor,
     palette: torch.Tensor,
     batch_size: int = 100,
+    show_progress: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Colourizers without a network, for context.
 
@@ -178,6 +183,11 @@ def evaluate_baselines(
     - `course_grey`: the course's grey input itself (the mean of R, G and B in every
       channel). It is the grey closest to the truth in RGB, so it scores the highest PSNR
       of any grey picture, though its lightness is not the photo's.
+
+    The grey pictures score a high course accuracy: many true pixels are of low chroma, and
+    a grey pixel of the true lightness snaps to the same palette colour as they do, so a
+    picture without colour is often "right" at 24 colours. PSNR, the AuC and the
+    colourfulness gap tell a model from grey; the course's accuracy alone does not.
     """
     mean_ab = rgb_to_lab(unit_rgb(train_rgb))[:, 1:].mean(dim=(0, 2, 3))  # (2,)
 
@@ -198,9 +208,17 @@ def evaluate_baselines(
     }
     prepared = TrueImages.prepare(truth_rgb, palette, batch_size)  # once for every baseline
     results = {}
+    progress = tqdm(
+        total=len(baselines) * len(truth_rgb),
+        desc="Baselines",
+        unit="img",
+        leave=False,
+        disable=not show_progress,
+    )
     for name, predict in baselines.items():
         totals = _Totals()
         for start in range(0, len(truth_rgb), batch_size):
+            progress.update(len(truth_rgb[start : start + batch_size]))
             batch = slice(start, start + batch_size)
             truth = truth_rgb[batch]
             predicted = predict(truth)
@@ -213,6 +231,7 @@ def evaluate_baselines(
                 truth_colourfulness=prepared.colourfulness[batch],
             )  # fmt: skip
         results[name] = totals.summary()
+    progress.close()
     return results
 
 
@@ -236,28 +255,22 @@ def evaluate_checkpoint(
     numbers are those of training; `data` and `cifar_data` override only where the images
     are read from.
     """
-    from colorcnn.data.datasets import load_course_data
-    from colorcnn.training.checkpoint import (
-        build_model,
-        formulation_from_info,
-        load_checkpoint,
-        palette_and_data_settings,
-        resolve_checkpoint,
-    )
-    from colorcnn.training.loop import resolve_device
-
     if batch_size < 1:
-        raise ColorcnnError(f"batch-size must be a positive integer, got {batch_size}")
+        raise ColorcnnError(f"batch_size must be a positive integer, got {batch_size}")
     if temperature is not None:
         positive_temperature(temperature)
-    tensor_path = resolve_checkpoint(checkpoint_path, prefer)
-    checkpoint = load_checkpoint(tensor_path)
-    info = checkpoint.info
-    palette, settings = palette_and_data_settings(info, tensor_path, data, cifar_data)
-    target_device = resolve_device(device)
-    model = build_model(checkpoint).to(target_device)
-    palette = palette.to(target_device)
-    formulation = formulation_from_info(info, palette, temperature, chroma_gain)
+    # Unfolded: evaluate() folds batch norm on the device itself, as training's scores do.
+    trained = load_model(
+        checkpoint_path, prefer=prefer, fold=False, device=device,
+        temperature=temperature, chroma_gain=chroma_gain,
+    )  # fmt: skip
+    if trained.runtime != "torch":
+        raise ColorcnnError(f"{checkpoint_path} is an ONNX file; expected a PyTorch checkpoint")
+    model, formulation, info = trained.network, trained.formulation, trained.info
+    palette = formulation.palette
+    settings = trained.data_settings(data, cifar_data)
+    tensor_path = trained.source
+    target_device = palette.device
     course_data = load_course_data(settings, cache_dir, show_progress)
     test_rgb = course_data.test_rgb.to(target_device)
     scores = evaluate(
@@ -280,6 +293,6 @@ def evaluate_checkpoint(
     }
     if baselines:
         result["baselines"] = evaluate_baselines(
-            course_data.test_rgb, course_data.train_rgb, palette.cpu(), batch_size
+            course_data.test_rgb, course_data.train_rgb, palette.cpu(), batch_size, show_progress
         )
     return result

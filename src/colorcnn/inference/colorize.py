@@ -12,23 +12,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorcnn.color.formulations import Formulation, course_rgb
-from colorcnn.color.palette import check_palette
-from colorcnn.color.spaces import grey_lightness, lab_to_rgb, rgb_to_lab
-from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
+from colorcnn.color.spaces import course_rgb, grey_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations import Formulation
 from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil, to_uint8
-from colorcnn.models import create_model
-from colorcnn.models.folding import fold_batch_norm
+from colorcnn.trained import TrainedModel, load_model
+from colorcnn.trained.model import DEFAULT_WORKING_SIZE
 
-# Shorter side, in pixels, at which the network runs, for models that store none: 128 scored
-# best on held-out photos for PhotoUNet models (docs/results.md), which learnt from 128 px
-# crops. Shipped weights store the size chosen for them (`working_size`).
-DEFAULT_WORKING_SIZE = 128
-# Models trained on 32 px CIFAR-10 images run at their own scale by default: on the same
-# held-out photos the course UNet scores 22.06 dB at 32 px against 21.79 at 128 (CNN 21.56
-# against 21.02), and its SSIM is higher too (docs/results.md).
-CIFAR_WORKING_SIZE = CIFAR_SIDE
 DEFAULT_MODEL = "photo"  # the shipped weights colorize uses unless told otherwise
 # Very long strips would otherwise run the network on tens of thousands of columns.
 MAX_WORKING_SIDE = 2048
@@ -68,41 +58,30 @@ class Colorizer:
     def load(
         cls, checkpoint: str | Path, backend: str = "torch", chroma_gain: float | None = None
     ) -> Colorizer:
-        """A run folder or .safetensors checkpoint with PyTorch, or an exported .onnx file
-        with ONNX Runtime."""
-        from colorcnn.training.checkpoint import build_model, formulation_from_info, load_checkpoint
-
-        if backend == "onnx" or Path(checkpoint).suffix.lower() == ".onnx":
-            from colorcnn.inference.onnx import OnnxModel
-
-            if Path(checkpoint).suffix.lower() != ".onnx":
-                raise ColorcnnError(
-                    f"--backend onnx needs an .onnx file (colorcnn export onnx), got {checkpoint}"
-                )
-            model = OnnxModel(checkpoint)
-            info = model.info
-        elif backend == "torch":
-            loaded = load_checkpoint(checkpoint, prefer="best")
-            model = fold_batch_norm(build_model(loaded))
-            info = loaded.info
-        else:
+        """A shipped name, a run folder or a .safetensors checkpoint with PyTorch, or an
+        exported .onnx file with ONNX Runtime (`backend` "onnx")."""
+        if backend not in ("torch", "onnx"):
             raise ColorcnnError(f"unknown backend {backend!r}; expected torch or onnx")
-        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
-        formulation = formulation_from_info(info, palette, chroma_gain=chroma_gain)
-        if formulation.task != "colorize":
+        if backend == "onnx" and Path(checkpoint).suffix.lower() != ".onnx":
             raise ColorcnnError(
-                f"{checkpoint} is a super-resolution model ({formulation.name}); "
+                f"backend onnx needs an .onnx file (colorcnn export onnx), got {checkpoint}"
+            )
+        return cls.from_model(load_model(checkpoint, chroma_gain=chroma_gain))
+
+    @classmethod
+    def from_model(cls, trained: TrainedModel) -> Colorizer:
+        if trained.task != "colorize":
+            raise ColorcnnError(
+                f"{trained.source} is a super-resolution model ({trained.formulation.name}); "
                 "use colorcnn upscale with it"
             )
-        runtime = "torch" if isinstance(model, torch.nn.Module) else "onnx"
-        with torch.device("meta"):  # the network's shape rules, without its weights
-            multiple = create_model(info["model"], **info["model_args"]).size_multiple
-        name = f"{info['model']} ({formulation.name}, {runtime})"
-        working_size = info.get("working_size")  # measured and stored when shipped
-        if working_size is None:
-            cifar_trained = info.get("data", {}).get("dataset", "cifar10") == "cifar10"
-            working_size = CIFAR_WORKING_SIZE if cifar_trained else DEFAULT_WORKING_SIZE
-        return cls(model, formulation, name, multiple, working_size)
+        return cls(
+            trained.network,
+            trained.formulation,
+            trained.name,
+            trained.size_multiple,
+            trained.working_size,
+        )
 
     def check_temperature(self, temperature: float | None) -> None:
         self.formulation.check_temperature(temperature)

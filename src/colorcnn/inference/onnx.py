@@ -1,7 +1,8 @@
-"""ONNX export with a dynamic batch and image size, and an ONNX Runtime backend.
+"""ONNX export with a dynamic batch and image size.
 
 The exported file carries the checkpoint's description (model, formulation, palette) in its
-metadata, so `colorcnn colorize --backend onnx` needs nothing but the .onnx file.
+metadata, so `load_model` (and `colorcnn colorize --backend onnx`) needs nothing but the
+.onnx file; colorcnn.trained.onnx_runtime runs it.
 """
 
 from __future__ import annotations
@@ -11,24 +12,25 @@ import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import atomic_path
+from colorcnn.trained import load_model
+from colorcnn.trained.onnx_runtime import METADATA_KEY
 
-METADATA_KEY = "colorcnn"
 OPSET = 18
 # Image sides are multiples of the network's size_multiple, up to this many pixels.
 _MAX_SIDE = 16384
 
 
 def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
-    """Export a checkpoint (run folder or .safetensors) to ONNX; returns the written path."""
-    from colorcnn.training.checkpoint import build_model, load_checkpoint
-
-    loaded = load_checkpoint(checkpoint, prefer="best")
-    model = build_model(loaded).eval()
+    """Export a checkpoint (run folder, .safetensors or shipped name) to ONNX; returns the
+    written path."""
+    trained = load_model(checkpoint, fold=False)
+    if trained.runtime != "torch":
+        raise ColorcnnError(f"{checkpoint} is an ONNX file already; expected a checkpoint")
+    model = trained.network
     multiple = model.size_multiple
     example = torch.rand(1, model.in_channels, 8 * multiple, 12 * multiple)
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -48,7 +50,7 @@ def export_onnx(checkpoint: str | Path, target: str | Path) -> Path:
         program = _export(model, example, batch, height, width)
         proto = program.model_proto
         entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(loaded.info, sort_keys=True)
+        entry.key, entry.value = METADATA_KEY, json.dumps(trained.info, sort_keys=True)
         onnx.save(proto, str(tmp_path))
     return target
 
@@ -82,31 +84,3 @@ def _run_exporter(model, example, batch, height, width):
         )
     except Exception as error:  # the exporter raises many internal types
         raise ColorcnnError(f"ONNX export failed ({first_line(error)})") from None
-
-
-class OnnxModel:
-    """Runs an exported network with ONNX Runtime, called like the PyTorch module."""
-
-    def __init__(self, path: str | Path):
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ColorcnnError(
-                "the ONNX backend needs onnxruntime: pip install 'colorcnn[onnx]'"
-            ) from error
-        path = Path(path)
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(path), providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # onnxruntime raises its own exception types
-            raise ColorcnnError(f"{path} is not a readable ONNX model ({error})") from None
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in metadata:
-            raise ColorcnnError(f"{path} was not exported by colorcnn; it has no description")
-        self.info = json.loads(metadata[METADATA_KEY])
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])

@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The course's kernel-size question trains 4x4 kernels with "same" padding; torch notes once
-# per process that it pads a copy of the input for them. That cost is known and accepted,
-# and the note would interrupt the training output.
-warnings.filterwarnings(
-    "ignore", message="Using padding='same' with even kernel lengths", category=UserWarning
-)
 
+class SameConv2d(nn.Conv2d):
+    """A stride-1 convolution that keeps the image size, for odd and even kernels alike.
 
-def same_conv(in_channels: int, out_channels: int, kernel: int, dilation: int = 1) -> nn.Conv2d:
-    """A stride-1 convolution that keeps the image size for odd and even kernels alike.
-
-    For odd kernels this is the course's `padding = kernel // 2` (times the dilation); for
-    even kernels the extra row and column of padding go to the bottom and right.
+    For odd kernels this is the course's `padding = kernel // 2` (times the dilation). For
+    even kernels (the course's kernel-size question trains 4x4) the extra row and column of
+    zeros go to the bottom and right, where torch's `padding="same"` puts them: the same
+    values, written out so that torch has no note to print about it and colorcnn no global
+    warnings filter to hide that note.
     """
-    return nn.Conv2d(in_channels, out_channels, kernel, padding="same", dilation=dilation)
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1, **kwargs
+    ):
+        total = dilation * (kernel_size - 1)
+        super().__init__(
+            in_channels, out_channels, kernel_size, padding=total // 2, dilation=dilation, **kwargs
+        )
+        self.extra_padding = total % 2  # rows (and columns) of zeros below (and right)
+
+    def pad_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.extra_padding:
+            return inputs
+        return F.pad(inputs, (0, self.extra_padding, 0, self.extra_padding))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.pad_input(inputs))
 
 
-class ConcatConv2d(nn.Conv2d):
+def same_conv(in_channels: int, out_channels: int, kernel: int, dilation: int = 1) -> SameConv2d:
+    """A stride-1 convolution that keeps the image size (SameConv2d)."""
+    return SameConv2d(in_channels, out_channels, kernel, dilation=dilation)
+
+
+class ConcatConv2d(SameConv2d):
     """A convolution of the concatenation of its inputs along the channels, computed as one
     convolution per input with that input's slice of the weights, summed.
 
@@ -35,12 +50,13 @@ class ConcatConv2d(nn.Conv2d):
     of oneDNN's kernels, whose backward pass is slowest for such widths.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.groups != 1 or self.padding_mode != "zeros":
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **kwargs):
+        padding = kwargs.pop("padding", "same")
+        super().__init__(in_channels, out_channels, kernel_size, **kwargs)
+        if self.groups != 1 or self.padding_mode != "zeros" or padding != "same":
             raise ValueError(
                 "ConcatConv2d supports groups=1 and zero padding only, got "
-                f"groups={self.groups}, padding_mode={self.padding_mode!r}"
+                f"groups={self.groups}, padding_mode={self.padding_mode!r}, padding={padding!r}"
             )
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -50,14 +66,16 @@ class ConcatConv2d(nn.Conv2d):
         result = None
         for part, weight in zip(inputs, self.weight.split(widths, dim=1), strict=True):
             bias = self.bias if result is None else None
-            term = F.conv2d(part, weight, bias, self.stride, self.padding, self.dilation)
+            term = F.conv2d(
+                self.pad_input(part), weight, bias, self.stride, self.padding, self.dilation
+            )
             result = term if result is None else result + term
         return result
 
 
 def concat_conv(in_channels: int, out_channels: int, kernel: int) -> ConcatConv2d:
     """`same_conv` over several inputs at once (ConcatConv2d)."""
-    return ConcatConv2d(in_channels, out_channels, kernel, padding="same")
+    return ConcatConv2d(in_channels, out_channels, kernel)
 
 
 def conv_block(

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from colorcnn.color.formulations import course_rgb
+from colorcnn.color.spaces import course_rgb
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations.superres import SuperResResidual, bicubic_up
 from colorcnn.inference.images import LoadedImage, load_any, to_pil, to_uint8
-from colorcnn.models.folding import fold_batch_norm
-from colorcnn.superres.formulations import SuperResResidual, bicubic_up
+from colorcnn.trained import load_model
 
 # Output tiles (pixels per side) and the context read around them: wider than the course
 # networks' receptive field (about 34 px), so tiles join without seams.
@@ -57,23 +57,17 @@ class Upscaler:
 
     @classmethod
     def load(cls, checkpoint: str | Path) -> Upscaler:
-        from colorcnn.training.checkpoint import (
-            build_model,
-            formulation_from_info,
-            load_checkpoint,
-            palette_and_data_settings,
-        )
-
-        loaded = load_checkpoint(checkpoint, prefer="best")
-        palette, _ = palette_and_data_settings(loaded.info, Path(checkpoint))
-        formulation = formulation_from_info(loaded.info, palette)
-        if not isinstance(formulation, SuperResResidual):
+        """A run folder or checkpoint of a model trained with task superres and target
+        superres-rgb."""
+        trained = load_model(checkpoint)
+        formulation = trained.formulation
+        if not isinstance(formulation, SuperResResidual) or trained.runtime != "torch":
             raise ColorcnnError(
-                f"{checkpoint} predicts {formulation.name}; upscale needs a model trained "
-                "with --task superres --target superres-rgb"
+                f"{checkpoint} predicts {formulation.name} ({trained.runtime}); upscaling needs "
+                "a PyTorch model trained for task superres with target superres-rgb"
             )
-        name = f"{loaded.info['model']} (superres-rgb x{formulation.scale})"
-        return cls(fold_batch_norm(build_model(loaded)), formulation, name)
+        name = f"{trained.architecture} (superres-rgb x{formulation.scale})"
+        return cls(trained.network, formulation, name)
 
     @torch.inference_mode()
     def upscale_loaded(self, image: LoadedImage, show_progress: bool = False) -> Image.Image:

@@ -6,16 +6,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from colorcnn.color.abbins import ANNEALED_T, positive_temperature
-from colorcnn.color.formulations import (
-    REGRESSION_LOSSES,
-    SUPERRES_TARGETS,
-    check_target,
-    default_target,
-)
 from colorcnn.color.palette import DEFAULT_NUM_COLOURS
 from colorcnn.data.datasets import DataSettings
 from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations import check_target, default_target, list_formulations
+from colorcnn.formulations.colour import REGRESSION_LOSSES
+from colorcnn.formulations.superres import check_scale
 
 TASKS = ("colorize", "superres")
 # Hundreds of ab bins as the width of the course's last layers would cost 30 times the rest
@@ -103,14 +100,13 @@ class TrainConfig:
         if self.task not in TASKS:
             raise ColorcnnError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         target = self.target or default_target("classification", self.dataset, self.task)
-        if (target in SUPERRES_TARGETS) != (self.task == "superres"):
+        superres_targets = list_formulations("superres")
+        if (target in superres_targets) != (self.task == "superres"):
             raise ColorcnnError(
                 f"--target {target} does not fit --task {self.task}; super-resolution "
-                f"targets are {', '.join(SUPERRES_TARGETS)}"
+                f"targets are {', '.join(superres_targets)}"
             )
         if self.task == "superres":
-            from colorcnn.superres.formulations import check_scale
-
             check_scale(self.scale)
         elif self.scale != 4:
             raise ColorcnnError("--scale applies to --task superres only")

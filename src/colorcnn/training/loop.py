@@ -6,23 +6,14 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.utils.deterministic
 from tqdm.auto import tqdm
 
-from colorcnn.color.formulations import (
-    Formulation,
-    build_formulation,
-    default_target,
-    images_per_chunk,
-)
 from colorcnn.color.palette import check_palette, fit_palette, load_palette
 from colorcnn.data.cache import default_cache_dir
 from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
@@ -30,8 +21,11 @@ from colorcnn.data.datasets import load_course_data, resolve_categories
 from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.evaluation.evaluate import TrueImages, evaluate
 from colorcnn.files import atomic_open, write_json
+from colorcnn.formulations import Formulation, build_formulation, default_target
+from colorcnn.formulations.base import images_per_chunk
 from colorcnn.models import create_model, model_entry, model_objective
-from colorcnn.training import checkpoint as ckpt
+from colorcnn.runtime import fast_layout, resolve_device, set_determinism
+from colorcnn.trained import checkpoint as ckpt
 from colorcnn.training import distributed
 from colorcnn.training.config import TrainConfig
 from colorcnn.training.pictures import save_loss_curves, save_prediction_grid
@@ -75,38 +69,6 @@ class RunPaths:
 
 class NonFiniteLoss(ColorcnnError):
     """The loss became NaN or infinite; nothing of that step was applied or saved."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ColorcnnError(f"device {name!r} was asked for, but this PyTorch sees no CUDA GPU")
-    try:
-        return torch.device(name)
-    except RuntimeError as error:
-        raise ColorcnnError(
-            f"unknown device {name!r}; expected cpu, cuda, cuda:N or auto"
-        ) from error
-
-
-def set_determinism(enabled: bool) -> None:
-    """Deterministic kernels (a seed gives the same metrics), or the fastest ones."""
-    if enabled:
-        # cuBLAS needs this to be deterministic; it must be set before the first CUDA call.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # In deterministic mode torch by default also fills every new tensor with NaN, to expose
-    # reads of memory no kernel wrote: a debugging aid that cost 15 ms of a 150 ms UNet
-    # training step here (2300 fills per 10 steps instead of 60), and changes no result.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if set_flag is None or "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(enabled, warn_only=True)
-    else:
-        # The public call also sets torch.compile's flag, and importing the compiler's
-        # configuration for it costs 1.4-2.6 s of every start here; colorcnn never compiles.
-        set_flag(enabled, warn_only=True)
-    torch.backends.cudnn.benchmark = not enabled
 
 
 def train_one_epoch(
@@ -163,15 +125,6 @@ def train_one_epoch(
             progress.update(len(batch_inputs))
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
     return sum(losses) / len(losses)
-
-
-def fast_layout(value: torch.nn.Module | torch.Tensor) -> torch.nn.Module | torch.Tensor:
-    """Channels-last (NHWC) memory for a network or a 4-D batch: oneDNN's and cuDNN's
-    convolutions run faster on it (benchmarks/speed.py on 2 CPU cores: 1.33x for the CNN and
-    the PhotoUNet, about even for the course UNet); the values are the same."""
-    if isinstance(value, torch.nn.Module):
-        return value.to(memory_format=torch.channels_last)
-    return value.contiguous(memory_format=torch.channels_last) if value.ndim == 4 else value
 
 
 def _in_chunks(convert: Callable[[torch.Tensor], torch.Tensor], rgb: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ a run killed between the two writes still resumes from a consistent file.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from colorcnn.color.abbins import ANNEALED_T
-from colorcnn.color.formulations import Formulation, build_formulation, default_target
-from colorcnn.color.palette import check_palette
-from colorcnn.data.datasets import DataSettings
 from colorcnn.errors import ColorcnnError, first_line
 from colorcnn.files import atomic_path, write_json
+from colorcnn.models import create_model
+from colorcnn.weights import describe_shipped, shipped_models, shipped_path
 
 CHECKPOINT_FORMAT = "colorcnn-checkpoint-v1"
 METADATA_KEY = "colorcnn"
@@ -99,8 +96,6 @@ def save_checkpoint(
 def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
     """Accept a shipped model's name, a run folder, a `.safetensors` file, a `.json` file,
     or a stem."""
-    from colorcnn.weights import describe_shipped, shipped_models, shipped_path
-
     shipped = shipped_path(str(path))
     if shipped is not None and not Path(path).exists():
         return shipped
@@ -179,8 +174,6 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
 
 def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
     """Rebuild the network a checkpoint describes and load its weights."""
-    from colorcnn.models import create_model
-
     info = checkpoint.info
     try:
         model = create_model(info["model"], **info["model_args"])
@@ -191,46 +184,3 @@ def build_model(checkpoint: Checkpoint) -> torch.nn.Module:
             f"({first_line(error)})"
         ) from error
     return model
-
-
-def formulation_from_info(
-    info: dict,
-    palette: torch.Tensor,
-    temperature: float | None = None,
-    chroma_gain: float | None = None,
-) -> Formulation:
-    """Rebuild a checkpoint's formulation; `temperature` (ab-bins) and `chroma_gain`
-    (ab-regression) override how the saved one decodes."""
-    described = info.get("formulation") or {"name": default_target(info.get("objective", ""))}
-    if temperature is not None and described["name"] != "ab-bins":
-        raise ColorcnnError(
-            f"a temperature applies to ab-bins models only; this one predicts {described['name']}"
-        )
-    saved_temperature = described.get("temperature", ANNEALED_T)
-    return build_formulation(
-        described["name"],
-        palette,
-        described=described,
-        temperature=temperature if temperature is not None else saved_temperature,
-        chroma_gain=chroma_gain,
-    )
-
-
-def palette_and_data_settings(
-    info: dict, source: Path, data: str | None = None, cifar_data: str | None = None
-) -> tuple[torch.Tensor, DataSettings]:
-    """The palette and the data settings a checkpoint was trained with; `data` (and, for
-    photos+cifar10, `cifar_data`) override where the images are read from."""
-    try:
-        palette = check_palette(torch.tensor(info["palette"], dtype=torch.float32))
-        known = {field.name for field in dataclasses.fields(DataSettings)}
-        settings = DataSettings(**{k: v for k, v in info["data"].items() if k in known})
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ColorcnnError(
-            f"{source}: its description lacks valid palette or data settings ({error!r})"
-        ) from error
-    if data is not None:
-        settings = dataclasses.replace(settings, data=data)
-    if cifar_data is not None:
-        settings = dataclasses.replace(settings, cifar_data=cifar_data)
-    return palette, settings

@@ -18,14 +18,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from colorcnn.color.formulations import (
-    Formulation,
-    PaletteClassification,
-    best_class,
-    unit_rgb,
-)
 from colorcnn.color.palette import nearest_colour, palette_image
+from colorcnn.color.spaces import unit_rgb
 from colorcnn.errors import ColorcnnError
+from colorcnn.formulations.base import (
+    Formulation,
+    PaletteClasses,
+    best_class,
+    register_formulation,
+)
 
 SCALES = (2, 4)
 COURSE_SCALE = 4
@@ -61,6 +62,10 @@ class _SuperResolution:
         super().__init__(palette)
         self.scale = check_scale(scale)
 
+    @classmethod
+    def from_description(cls, palette, described, train_rgb=None):
+        return cls(palette, described.get("scale") or COURSE_SCALE)
+
     @property
     def in_channels(self) -> int:
         return 3
@@ -74,7 +79,8 @@ class _SuperResolution:
         return self.colour_indices(outputs, inputs, picture), picture, None
 
 
-class SuperResPalette(_SuperResolution, PaletteClassification):
+@register_formulation
+class SuperResPalette(_SuperResolution, PaletteClasses):
     """The course's super-resolution: nearest-upsampled low resolution in, classes out."""
 
     name = "superres-palette"
@@ -102,6 +108,7 @@ class SuperResPalette(_SuperResolution, PaletteClassification):
         )
 
 
+@register_formulation
 class SuperResResidual(_SuperResolution, Formulation):
     """Bicubic upsampling in, the missing detail (truth minus bicubic) out, MSE."""
 
@@ -132,10 +139,3 @@ class SuperResResidual(_SuperResolution, Formulation):
 
     def baseline_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         return unit_rgb(self.inputs(rgb))
-
-
-SUPERRES_TARGETS = {"superres-palette": SuperResPalette, "superres-rgb": SuperResResidual}
-
-
-def build_superres(name: str, palette: torch.Tensor, scale: int) -> Formulation:
-    return SUPERRES_TARGETS[name](palette, scale)
