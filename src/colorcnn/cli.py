@@ -865,7 +865,12 @@ def activations(
 
 @app.command()
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders made by colorcnn train.")],
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Run folders made by colorcnn train, shipped names, checkpoints or .onnx files."
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")] = Path(
         "comparison"
     ),
@@ -885,6 +890,7 @@ def compare(
 
     ```
     colorcnn compare runs/cnn runs/unet -o comparison --epochs 0,24
+    colorcnn compare cifar-horse-cnn cifar-horse-unet -o comparison
     ```
     """
     from colorcnn.analysis.compare import compare_runs

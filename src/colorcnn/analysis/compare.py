@@ -1,5 +1,8 @@
 """Compare training runs: a table of final and best metrics, overlaid curves, the runs'
-prediction pictures side by side at chosen epochs, as Markdown and as an HTML page."""
+prediction pictures side by side at chosen epochs, as Markdown and as an HTML page.
+
+A run is a run folder, or anything `load_model` reads (a shipped name, a checkpoint, an
+.onnx file): its description carries the settings and the history of its training."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from matplotlib.figure import Figure
 
 from colorcnn.errors import ColorcnnError
 from colorcnn.files import atomic_open
+from colorcnn.trained import load_model
 from colorcnn.training.pictures import epoch_axis, save_figure
 
 # (key in metrics.jsonl, column title, format); val_acc and psnr are higher-is-better.
@@ -40,11 +44,17 @@ class Run:
         return self.folder / "pictures" / f"epoch_{epoch:03d}.png"
 
 
-def read_run(folder: Path) -> Run:
-    folder = Path(folder)
+def read_run(source: str | Path) -> Run:
+    """A run folder's metrics and settings, or those a trained model's description holds."""
+    folder = Path(source)
     metrics = folder / "metrics.jsonl"
+    if not folder.is_dir():
+        return _trained_run(source)
     if not metrics.is_file():
-        raise ColorcnnError(f"{folder} is not a run folder; expected {metrics.name} in it")
+        raise ColorcnnError(
+            f"{folder} is not a run folder; expected {metrics.name} in it (or a shipped "
+            "model's name, a checkpoint or an .onnx file)"
+        )
     try:
         history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         config = json.loads((folder / "config.json").read_text())
@@ -52,7 +62,27 @@ def read_run(folder: Path) -> Run:
         raise ColorcnnError(f"{folder}: cannot read its metrics or config ({error})") from None
     if not history:
         raise ColorcnnError(f"{folder} has no finished epoch to compare")
-    return Run(folder, folder.name, config, history)
+    return Run(folder, folder.name, _flat_settings(config), history)
+
+
+def _trained_run(source: str | Path) -> Run:
+    info = load_model(source, fold=False).info
+    history = info.get("history")
+    if not history:
+        raise ColorcnnError(f"{source} stores no training history to compare")
+    # A checkpoint stops at the epoch it was saved at; its folder has no pictures.
+    return Run(
+        Path(source), Path(source).stem, _flat_settings(info.get("train_config", {})), history
+    )
+
+
+def _flat_settings(config: dict) -> dict:
+    """Settings by name, the data settings among them: configurations that nest them
+    (`{"data": {"category": ...}}`) and earlier, flat ones compare alike."""
+    nested = config.get("data")
+    if not isinstance(nested, dict):
+        return dict(config)
+    return {**{key: value for key, value in config.items() if key != "data"}, **nested}
 
 
 def _differences(runs: list[Run]) -> list[str]:
@@ -116,11 +146,11 @@ def _setting(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def compare_runs(folders: list[Path], out_dir: Path, epochs: list[int] | None = None) -> Path:
+def compare_runs(folders: list[str | Path], out_dir: Path, epochs: list[int] | None = None) -> Path:
     """Write report.md, report.html, curves.png and (with pictures) pictures.png; returns
     the HTML report's path."""
     if not folders:
-        raise ColorcnnError("compare needs at least one run folder")
+        raise ColorcnnError("compare needs at least one run folder or trained model")
     runs = [read_run(folder) for folder in folders]
     labels = [run.label for run in runs]
     if len(set(labels)) != len(labels):  # same folder names in different places
