@@ -67,3 +67,25 @@ def test_true_images_of_another_palette_are_refused() -> None:
     prepared = TrueImages.prepare(rgb, palette.flip(0))
     with pytest.raises(ColorcnnError, match="another palette"):
         evaluate(model, formulation.inputs(rgb), formulation.targets(rgb), prepared, formulation)
+
+
+def test_the_score_table_fits_80_columns_uncut(monkeypatch, capsys) -> None:
+    from colorcnn.cli import _print_scores
+
+    scores = {
+        "val_loss": 1.3694, "val_acc": 48.4, "psnr": 24.99, "ssim": 0.9209,
+        "colourfulness": 21.0, "colourfulness_gap": 10.6, "auc": 0.912, "auc_rebalanced": 0.708,
+    }  # fmt: skip
+    result = {
+        "model": "unet", "target": "palette-rgb", "epoch": 23, "num_images": 1000,
+        "category": "horse", "colourfulness_truth": 31.7, **scores,
+        "baselines": {"grey": {**scores, "val_acc": 52.6}, "mean_training_colour": scores},
+    }  # fmt: skip
+    monkeypatch.setenv("COLUMNS", "80")
+    _print_scores(result)
+    printed = capsys.readouterr().out
+    assert "…" not in printed and "..." not in printed
+    assert max(len(line) for line in printed.splitlines()) <= 80
+    for cell in ("1.3694", "0.9209", "0.708", "52.6", "fulness", "rebal."):
+        assert cell in printed
+    assert "val acc alone does not" in printed  # why the greys score a high accuracy

@@ -24,7 +24,7 @@ from colorcnn.formulations.colour import ABBinsClassification, ABRegression
 from colorcnn.models import create_model, list_models
 
 ALL_MODELS = list_models()
-FORMULATIONS = ("palette-rgb", "ab-bins", "ab-regression", "rgb-regression")
+FORMULATIONS = tuple(list_formulations("colorize"))  # every registered one is tested
 N, H, W = 2, 32, 32  # 32: the deepest registered model pools five times
 
 
@@ -61,9 +61,30 @@ def _in_gamut(lab: torch.Tensor, margin: float = 1e-4) -> torch.Tensor:
     return ((raw >= -margin) & (raw <= 1 + margin)).all(dim=1)
 
 
-def test_the_four_formulations_are_the_colour_targets() -> None:
-    assert set(list_formulations("colorize")) == set(FORMULATIONS)
+def test_the_registry_holds_the_course_and_field_formulations() -> None:
+    assert set(FORMULATIONS) == {"palette-rgb", "ab-bins", "ab-regression", "rgb-regression"}
     assert set(list_formulations("superres")) == {"superres-palette", "superres-rgb"}
+    assert list_formulations(pattern="superres-*") == list_formulations("superres")
+
+
+def test_an_unknown_or_repeated_formulation_is_refused() -> None:
+    from colorcnn.formulations import formulation_class, register_formulation
+
+    with pytest.raises(ColorcnnError, match="unknown target 'lab-magic'; expected one of"):
+        formulation_class("lab-magic")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_formulation(formulation_class("ab-bins"))
+
+
+def test_every_formulation_rebuilds_itself_from_its_description(palette, course_images) -> None:
+    from colorcnn.formulations import formulation_class
+
+    for formulation in _every_formulation(palette, course_images):
+        described = formulation.describe()
+        rebuilt = formulation_class(described["name"]).from_description(palette, described)
+        assert type(rebuilt) is type(formulation)
+        assert rebuilt.describe() == described
+        assert rebuilt.out_channels == formulation.out_channels
 
 
 @pytest.mark.parametrize("target", FORMULATIONS)

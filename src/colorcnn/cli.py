@@ -413,34 +413,39 @@ def evaluate(
 
 
 def _print_scores(result: dict) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     columns = [
-        ("val_loss", "val loss", "{:.4f}"),
-        ("val_acc", "val acc %", "{:.1f}"),
-        ("psnr", "PSNR dB", "{:.2f}"),
+        ("val_loss", "val\nloss", "{:.4f}"),
+        ("val_acc", "val\nacc %", "{:.1f}"),
+        ("psnr", "PSNR\ndB", "{:.2f}"),
         ("ssim", "SSIM", "{:.4f}"),
-        ("colourfulness", "colour- fulness", "{:.1f}"),
-        ("colourfulness_gap", "colour gap", "{:.1f}"),
+        ("colourfulness", "colour-\nfulness", "{:.1f}"),
+        ("colourfulness_gap", "colour\ngap", "{:.1f}"),
         ("auc", "AuC", "{:.3f}"),
-        ("auc_rebalanced", "AuC rebal.", "{:.3f}"),
+        ("auc_rebalanced", "AuC\nrebal.", "{:.3f}"),
     ]
+    # Two-line headers and no vertical rules: the table fits 80 columns, and a narrower
+    # terminal folds a cell rather than cutting it to "colou...".
     table = Table(
         title=f"{result['model']} ({result['target']}) after epoch {result['epoch'] + 1}, "
         f"{result['num_images']} {result['category']} test images",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    # Narrow terminals fold a cell onto two lines rather than cut it to "colou...".
-    table.add_column("", overflow="fold", min_width=8)
+    table.add_column("", overflow="fold", max_width=14)
     for _, title, _ in columns:
         table.add_column(title, overflow="fold", justify="right")
     rows = {result["model"]: result, **result.get("baselines", {})}
     for name, scores in rows.items():
         cells = [fmt.format(scores[key]) if key in scores else "-" for key, _, fmt in columns]
         table.add_row(name.replace("_", " "), *cells)
-    Console().print(table)
+    console = Console()
+    console.print(table)
     if "baselines" in result:
-        typer.echo(
+        console.print(
             "The greys score a high val acc: many true pixels are of low chroma and snap to the "
             "same palette colour as grey does. PSNR, AuC and the colour gap tell a model from "
             "grey; val acc alone does not."
@@ -483,11 +488,10 @@ def colorize(
         int | None,
         typer.Option(
             "--size",
-            min=4,
-            max=MAX_WORKING_SIDE,
             show_default="the model's own: 160 for photo, 128 for photo-unet, 32 for models "
             f"trained on CIFAR-10, else {DEFAULT_WORKING_SIZE}",
-            help="Shorter side at which the network runs; the longer side is kept at most "
+            help=f"Shorter side at which the network runs, 4 to {MAX_WORKING_SIDE} px; the "
+            "longer side is kept at most "
             f"{MAX_WORKING_SIDE} px (very long strips run at a smaller size). The output "
             "keeps the input's own size either way.",
         ),
@@ -526,6 +530,7 @@ def colorize(
         raise ColorcnnError("no input given; expected image files, folders or globs, or --sample")
 
     planned = _plan(inputs, output, recursive)  # bad inputs or -o fail before the model loads
+    Colorizer.check_size(size)  # before the model loads
     colorizer = Colorizer.load(model, backend, chroma_gain)
     colorizer.check_temperature(temperature)
     _process_inputs(

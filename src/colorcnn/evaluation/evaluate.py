@@ -184,9 +184,11 @@ def evaluate_baselines(
       channel). It is the grey closest to the truth in RGB, so it scores the highest PSNR
       of any grey picture, though its lightness is not the photo's.
 
-    The grey pictures score a high course accuracy: many true pixels are of low chroma, and
-    a grey pixel of the true lightness snaps to the same palette colour as they do, so a
-    picture without colour is often "right" at 24 colours. PSNR, the AuC and the
+    The grey pictures score a high course accuracy: many true pixels are of low chroma (44%
+    of the CIFAR-10 test horses' pixels have a chroma below 10, 74% below 20), and a grey
+    pixel of the true lightness snaps to the same palette colour as they do, so a picture
+    without colour is often "right" at 24 colours (grey: 52.6% against the course UNet's
+    48.4%). PSNR, the AuC and the
     colourfulness gap tell a model from grey; the course's accuracy alone does not.
     """
     mean_ab = rgb_to_lab(unit_rgb(train_rgb))[:, 1:].mean(dim=(0, 2, 3))  # (2,)

@@ -86,6 +86,14 @@ class Colorizer:
     def check_temperature(self, temperature: float | None) -> None:
         self.formulation.check_temperature(temperature)
 
+    @staticmethod
+    def check_size(size: int | None) -> None:
+        """A working size (shorter side) the network can run at, or None (the model's)."""
+        if size is not None and not _SIDE_MULTIPLE <= size <= MAX_WORKING_SIDE:
+            raise ColorcnnError(
+                f"size must be {_SIDE_MULTIPLE} to {MAX_WORKING_SIDE} px, got {size}"
+            )
+
     @torch.inference_mode()
     def predict_ab(
         self, image: LoadedImage, shorter_side: int, temperature: float | None
@@ -106,8 +114,7 @@ class Colorizer:
     ) -> Image.Image:
         """`image` colourized at `shorter_side` (default: the model's `working_size`)."""
         shorter_side = self.working_size if shorter_side is None else shorter_side
-        if shorter_side < _SIDE_MULTIPLE:
-            raise ColorcnnError(f"size must be at least {_SIDE_MULTIPLE} px, got {shorter_side}")
+        self.check_size(shorter_side)
         height, width = image.height, image.width
         ab_small = self.predict_ab(image, shorter_side, temperature)
         # Widen the small chroma once (a few MB), then, band by band, stretch it over the
