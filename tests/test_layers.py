@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     # data, colour and networks
     "data": 2,
     "color": 3,
-    "models": 3,
+    "models": 4,
     "formulations": 4,
     # a trained model: checkpoint files and load_model
     "trained": 5,

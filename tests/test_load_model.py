@@ -167,3 +167,12 @@ def test_compare_and_summary_take_shipped_names(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["summary", "cifar-horse-unet", "--json"]) == 0
     assert '"totals"' in capsys.readouterr().out
+
+
+def test_the_docstring_example_holds() -> None:
+    import doctest
+
+    from colorcnn.trained import model as module
+
+    failed, tried = doctest.testmod(module, raise_on_error=False, verbose=False)
+    assert tried >= 2 and failed == 0

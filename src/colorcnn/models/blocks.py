@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,13 +108,16 @@ def climb_decoders(
     features: torch.Tensor,
     skips: list[torch.Tensor],
     activations: dict[str, torch.Tensor],
+    guide: Callable[[tuple[int, int]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """A UNet's way back up: at each level, upsample (nearest) to the skip's size, join the
     skip by concatenation and run that level's decoder; `skips` run from fine to coarse,
-    and every level's result is recorded as the next `outN` activation."""
+    and every level's result is recorded as the next `outN` activation. `guide`, given a
+    level's size, returns more channels every level joins too (colour hints)."""
     for decoder, skip in zip(decoders, reversed(skips), strict=True):
         features = F.interpolate(features, size=skip.shape[-2:], mode="nearest")
-        features = decoder(torch.cat((skip, features), dim=1))
+        parts = (skip, features) if guide is None else (skip, features, guide(skip.shape[-2:]))
+        features = decoder(torch.cat(parts, dim=1))
         activations[f"out{len(activations) + 1}"] = features
     return features
 

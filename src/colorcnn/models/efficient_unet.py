@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorcnn.color.hints import HINT_CHANNELS, pool_hints
 from colorcnn.errors import ColorcnnError
 from colorcnn.models.base import ColourNet
 from colorcnn.models.blocks import climb_decoders, conv_block, same_conv
@@ -131,10 +132,17 @@ class EfficientLite0Encoder(nn.Module):
     def skip_widths(self) -> list[int]:
         return [LITE0_STAGES[stage].width for stage in SKIP_STAGES]
 
-    def forward(self, lightness: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(
+        self, lightness: torch.Tensor, stem_extra: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """`stem_extra` (N, 32, H/2, W/2) is added to the stem's convolution: how colour
+        hints enter the pretrained body."""
         # A grey picture is R = G = B = its lightness (L / 100 in [0, 1]).
         x = ((lightness - INPUT_MEAN) / INPUT_STD).expand(-1, 3, -1, -1)  # (N, 3, H, W)
-        x = self.activation(self._bn0(self._conv_stem(x)))  # (N, 32, H/2, W/2)
+        x = self._conv_stem(x)
+        if stem_extra is not None:
+            x = x + stem_extra
+        x = self.activation(self._bn0(x))  # (N, 32, H/2, W/2)
         wanted = {self.stage_ends[stage] for stage in SKIP_STAGES}
         skips = []
         for index, block in enumerate(self._blocks):
@@ -200,11 +208,22 @@ class EfficientUNet(ColourNet):
         colour_width: int | None = None,
     ):
         super().__init__(kernel, num_filters, in_channels, out_channels, colour_width)
-        if in_channels != 1:
-            raise ValueError(f"{type(self).__name__} takes the lightness alone, got "
-                             f"{in_channels} input channels")  # fmt: skip
+        if in_channels not in (1, 1 + HINT_CHANNELS):
+            raise ValueError(
+                f"{type(self).__name__} takes the lightness (1 input channel), or the lightness "
+                f"and colour hints ({1 + HINT_CHANNELS}), got {in_channels}"
+            )
+        self.takes_hints = in_channels > 1
         self.encoder = EfficientLite0Encoder()
         skip_widths = self.encoder.skip_widths  # [16, 24, 40, 112, 320]
+        hint_width = HINT_CHANNELS if self.takes_hints else 0
+        if self.takes_hints:
+            # Hints enter twice: at the stem, so that the encoder carries them to every
+            # scale and every pixel can learn how far a colour reaches; and, pooled, at every
+            # decoder level, so that each level sees where the hints are and what they say.
+            # Zero at first: a network fine-tuned from one without hints starts as it was.
+            self.hint_stem = SamePadConv2d(HINT_CHANNELS, STEM_WIDTH, 3, 2)
+            nn.init.zeros_(self.hint_stem.weight)
         scene_width = num_filters * self.SCENE_WIDTH_MULTIPLE
         self.scene = nn.Sequential(nn.Conv2d(HEAD_WIDTH, scene_width, 1), nn.ReLU())
         below = skip_widths[-1] + scene_width
@@ -213,7 +232,8 @@ class EfficientUNet(ColourNet):
             width = num_filters * multiple
             self.decoders.append(
                 nn.Sequential(
-                    conv_block(below + skip, width, kernel), conv_block(width, width, kernel)
+                    conv_block(below + skip + hint_width, width, kernel),
+                    conv_block(width, width, kernel),
                 )
             )
             below = width
@@ -259,13 +279,21 @@ class EfficientUNet(ColourNet):
         self.check_sides(x)
         height, width = x.shape[-2:]
         activations: dict[str, torch.Tensor] = {}
-        skips, scene = self.encoder(x)
+        lightness, hints = x[:, :1], x[:, 1:]  # hints (N, 3, H, W): a, b, mask
+        guide = None
+        if self.takes_hints:
+            skips, scene = self.encoder(lightness, self.hint_stem(hints))
+
+            def guide(size: tuple[int, int]) -> torch.Tensor:
+                return pool_hints(hints, size)  # (N, 3, h, w) at a decoder level
+        else:
+            skips, scene = self.encoder(lightness)
         for skip in skips:
             activations[f"out{len(activations) + 1}"] = skip
         bottom = skips[-1]
         scene = self.scene(scene).expand(-1, -1, *bottom.shape[-2:])
         features = torch.cat((bottom, scene), dim=1)  # (N, 320 + 4 NF, H/32, W/32)
-        features = climb_decoders(self.decoders, features, skips[:-1], activations)
+        features = climb_decoders(self.decoders, features, skips[:-1], activations, guide)
         last = F.interpolate(
             self.finalconv(features), size=(height, width), mode="bilinear", align_corners=False
         )  # (N, colour_width, H, W)

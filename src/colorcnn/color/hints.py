@@ -1,0 +1,175 @@
+"""Colour hints: points where someone says which colour a part of the picture is, given to
+the network beside the lightness (Zhang, Zhu et al., "Real-Time User-Guided Image
+Colorization with Learned Deep Priors", SIGGRAPH 2017).
+
+A network that takes hints sees three more input channels: the hints' chroma a and b
+(divided by AB_SCALE) where there is a hint and 0 elsewhere, and a mask that is 1 where
+there is a hint, so that "no hint" differs from "the user chose grey". Only a hint's chroma
+is used: the lightness always comes from the photo.
+
+Training simulates hints from the true image, as the paper does: the number of points is
+geometric (a coin with p = 1/8 says stop; mean 7, and 1/8 of the images get none), each a
+square patch of 1-9 px placed around the centre (Gaussian, sigma a quarter of the side),
+its colour the patch's mean true chroma.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from colorcnn.color.spaces import AB_SCALE, rgb_to_lab
+from colorcnn.errors import ColorcnnError
+
+HINT_CHANNELS = 3  # a / AB_SCALE, b / AB_SCALE, mask
+STOP_PROBABILITY = 1 / 8  # of the geometric number of simulated points
+MAX_PATCH = 9  # simulated patches are 1 to MAX_PATCH pixels wide
+# A user's point without a size covers this many pixels of the picture the network sees:
+# within the sizes training showed, and large enough to survive the first stride-2 layers.
+DEFAULT_WORKING_PATCH = 3
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """ "#c03020", "c03020" or "#c32" as 8-bit sRGB."""
+    match = _HEX.match(str(text).strip())
+    if match is None:
+        raise ColorcnnError(f"colour {text!r} is not a hex colour; expected e.g. '#c03020'")
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(digit * 2 for digit in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One colour hint: the point (x, y) in the input image's own pixels (origin top-left,
+    x to the right), its colour (hex text or 8-bit sRGB), and optionally the side of the
+    square it covers, in the same pixels."""
+
+    x: float
+    y: float
+    colour: str | tuple[int, int, int]
+    size: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.colour, str):
+            object.__setattr__(self, "colour", parse_colour(self.colour))
+        elif len(self.colour) != 3 or not all(0 <= int(c) <= 255 for c in self.colour):
+            raise ColorcnnError(f"colour {self.colour!r} is not 8-bit sRGB; expected 3 of 0-255")
+        if self.size is not None and not self.size > 0:
+            raise ColorcnnError(f"hint size must be a positive number of pixels, got {self.size}")
+
+    @property
+    def hex(self) -> str:
+        return "#" + "".join(f"{int(c):02x}" for c in self.colour)
+
+    def ab(self) -> torch.Tensor:
+        """The colour's Lab chroma (2,): all a hint contributes."""
+        rgb = torch.tensor(self.colour, dtype=torch.float32).view(1, 3, 1, 1) / 255.0
+        return rgb_to_lab(rgb)[0, 1:, 0, 0]
+
+    def check_inside(self, width: int, height: int) -> None:
+        if not (0 <= self.x < width and 0 <= self.y < height):
+            raise ColorcnnError(
+                f"hint at ({self.x:g}, {self.y:g}) is outside the {width}x{height} px image; "
+                f"expected x in 0-{width - 1} and y in 0-{height - 1}"
+            )
+
+
+def no_hints(batch: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """Hint channels (N, 3, H, W) that say nothing."""
+    return like.new_zeros(batch, HINT_CHANNELS, height, width)
+
+
+def render_hints(
+    hints: list[Hint], image_size: tuple[int, int], working_shape: tuple[int, int]
+) -> torch.Tensor:
+    """The hint channels (1, 3, h, w) of `hints` on a picture of `image_size` (width, height)
+    seen by the network at `working_shape` (h, w): each hint a square of its colour's
+    chroma, the mask 1 under it. Later hints cover earlier ones where they overlap."""
+    width, height = image_size
+    rows, columns = working_shape
+    maps = torch.zeros(1, HINT_CHANNELS, rows, columns)
+    scale_y, scale_x = rows / height, columns / width
+    for hint in hints:
+        hint.check_inside(width, height)
+        if hint.size is None:
+            side = DEFAULT_WORKING_PATCH
+        else:
+            side = max(1, round(hint.size * min(scale_x, scale_y)))
+        centre_y, centre_x = int(hint.y * scale_y), int(hint.x * scale_x)
+        top, left = centre_y - (side - 1) // 2, centre_x - (side - 1) // 2
+        bottom, right = min(top + side, rows), min(left + side, columns)
+        top, left = max(top, 0), max(left, 0)  # a square at the border loses what lies outside
+        maps[0, :2, top:bottom, left:right] = (hint.ab() / AB_SCALE).view(2, 1, 1)
+        maps[0, 2, top:bottom, left:right] = 1.0
+    return maps
+
+
+def simulate_hints(
+    ab: torch.Tensor,
+    generator: torch.Generator,
+    stop_probability: float = STOP_PROBABILITY,
+    max_points: int | None = None,
+) -> torch.Tensor:
+    """Hint channels (N, 3, H, W) taken from the true chroma `ab` (N, 2, H, W), as training
+    shows them: a geometric number of points (at most `max_points`), each a square patch of
+    1-MAX_PATCH px around the centre, its colour the patch's mean true chroma."""
+    count, _, height, width = ab.shape
+    hints = ab.new_zeros(count, HINT_CHANNELS, height, width)
+    # Every draw comes from `generator` on the CPU, so a seed gives the same hints anywhere.
+    for index in range(count):
+        points = 0
+        while torch.rand((), generator=generator) >= stop_probability:
+            points += 1
+            if max_points is not None and points >= max_points:
+                break
+        if not points:
+            continue
+        sides = torch.randint(1, MAX_PATCH + 1, (points,), generator=generator)
+        centres = torch.randn(points, 2, generator=generator) * 0.25 + 0.5  # (y, x) in [0, 1]
+        for side, (centre_y, centre_x) in zip(sides.tolist(), centres.tolist(), strict=True):
+            top = min(max(round(centre_y * height) - side // 2, 0), height - side)
+            left = min(max(round(centre_x * width) - side // 2, 0), width - side)
+            patch = (slice(top, top + side), slice(left, left + side))
+            mean = ab[index, :, patch[0], patch[1]].mean(dim=(1, 2))
+            hints[index, :2, patch[0], patch[1]] = (mean / AB_SCALE).view(2, 1, 1)
+            hints[index, 2, patch[0], patch[1]] = 1.0
+    return hints
+
+
+def sample_hints_from_truth(
+    ab: torch.Tensor, points: int, patch: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Hint channels (N, 3, H, W) for measuring: `points` patches of `patch` x `patch`
+    pixels at uniformly random places (drawn from `generator`), each of the patch's mean
+    true chroma; the protocol of Zhang et al.'s table (6 x 6 patches at 256 px)."""
+    count, _, height, width = ab.shape
+    hints = ab.new_zeros(count, HINT_CHANNELS, height, width)
+    if points == 0:
+        return hints
+    patch = min(patch, height, width)
+    tops = torch.randint(0, height - patch + 1, (count, points), generator=generator)
+    lefts = torch.randint(0, width - patch + 1, (count, points), generator=generator)
+    for index in range(count):
+        for top, left in zip(tops[index].tolist(), lefts[index].tolist(), strict=True):
+            rows, columns = slice(top, top + patch), slice(left, left + patch)
+            mean = ab[index, :, rows, columns].mean(dim=(1, 2))
+            hints[index, :2, rows, columns] = (mean / AB_SCALE).view(2, 1, 1)
+            hints[index, 2, rows, columns] = 1.0
+    return hints
+
+
+def pool_hints(hints: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Hint channels at a coarser `size` (h, w): each cell's chroma is the mean over the
+    hinted pixels it covers, and its mask the share of them, so that coarse layers of a
+    network see where hints are and what they say."""
+    mask = hints[:, 2:]
+    weight = F.adaptive_avg_pool2d(mask, size)
+    chroma = F.adaptive_avg_pool2d(hints[:, :2] * mask, size) / weight.clamp_min(1e-6)
+    return torch.cat((chroma * (weight > 0), weight), dim=1)
