@@ -123,3 +123,71 @@ def test_the_pretrained_encoder_model_takes_hints_and_starts_as_without() -> Non
         )
     with pytest.raises(ValueError, match="or the lightness and colour hints"):
         create_model("efficient_unet", in_channels=3)
+
+
+PALETTE = torch.linspace(0, 0.99, 18).reshape(6, 3)
+
+
+def _course_images(count: int = 2, side: int = 16) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return (torch.rand(count, 3, side, side, generator=generator) * 255).round() / 256
+
+
+@pytest.mark.parametrize("name", ["ab-regression", "ab-bins"])
+def test_chroma_formulations_take_hints_and_describe_them(name: str) -> None:
+    from colorcnn.formulations import build_formulation, formulation_class
+
+    rgb = _course_images()
+    formulation = build_formulation(name, PALETTE, train_rgb=rgb, hints=True)
+    assert formulation.takes_hints and formulation.in_channels == 1 + HINT_CHANNELS
+    inputs = formulation.inputs(rgb)
+    assert inputs.shape == (2, 4, 16, 16) and inputs[:, 1:].eq(0).all()  # automatic: none
+    described = formulation.describe()
+    assert described["hints"] is True
+    assert formulation_class(name).from_description(PALETTE, described).takes_hints
+    plain = build_formulation(name, PALETTE, train_rgb=rgb)
+    assert "hints" not in plain.describe() and plain.in_channels == 1  # as before hints
+    assert torch.equal(plain.inputs(rgb), inputs[:, :1])
+
+
+@pytest.mark.parametrize("name", ["ab-regression", "ab-bins"])
+def test_a_training_batch_gets_hints_of_its_own_truth(name: str) -> None:
+    from colorcnn.formulations import build_formulation
+
+    # One flat colour per image: every patch's mean chroma is each pixel's own.
+    rgb = _course_images(8)[:, :, :1, :1].expand(-1, -1, 16, 16).contiguous()
+    formulation = build_formulation(name, PALETTE, train_rgb=rgb, hints=True)
+    inputs, targets = formulation.inputs(rgb), formulation.training_targets(rgb)
+    batch = formulation.prepare_batch(inputs, targets, torch.Generator().manual_seed(0))
+    assert torch.equal(batch[:, :1], inputs[:, :1])  # the lightness is untouched
+    mask = batch[:, 3].bool()
+    assert mask.any()
+    truth = formulation.targets(rgb) / AB_SCALE  # (N, 2, H, W)
+    # A hinted pixel carries the true chroma (ab-bins' packed targets give it back to
+    # within a bin: 10 ab units apart).
+    error = (batch[:, 1:3] - truth).abs().permute(1, 0, 2, 3)[:, mask]
+    assert error.max() < (1e-5 if name == "ab-regression" else 10 / AB_SCALE)
+    again = formulation.prepare_batch(inputs, targets, torch.Generator().manual_seed(0))
+    assert torch.equal(batch, again)
+    lightness_only = build_formulation(name, PALETTE, train_rgb=rgb)
+    assert lightness_only.prepare_batch(inputs[:, :1], targets, torch.Generator()) is not None
+
+
+def test_ab_bins_recovers_the_chroma_of_its_packed_targets() -> None:
+    from colorcnn.formulations import build_formulation
+
+    rgb = _course_images(4)
+    formulation = build_formulation("ab-bins", PALETTE, train_rgb=rgb)
+    recovered = formulation.training_ab(formulation.training_targets(rgb))
+    truth = formulation.targets(rgb)
+    assert (recovered - truth).abs().mean() < 5.0  # bins are 10 ab units apart
+
+
+def test_hints_are_refused_where_nothing_predicts_chroma() -> None:
+    from colorcnn.formulations import build_formulation
+
+    with pytest.raises(ColorcnnError, match="hints apply to ab-bins and ab-regression"):
+        build_formulation("palette-rgb", PALETTE, hints=True)
+    plain = build_formulation("ab-regression", PALETTE)
+    with pytest.raises(ColorcnnError, match="trained without colour hints"):
+        plain.with_hints(torch.zeros(1, 1, 4, 4), torch.zeros(1, 3, 4, 4))

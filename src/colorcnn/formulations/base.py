@@ -68,6 +68,8 @@ class Formulation(ABC):
     scores_own_picture: ClassVar[bool] = False
     # The decoding settings a user may change on a trained model of this kind.
     decoding_settings: ClassVar[frozenset[str]] = frozenset()
+    takes_hints = False  # whether the input holds colour hints (formulations.colour)
+    can_take_hints: ClassVar[bool] = False  # whether it can be trained with them
 
     def __init__(self, palette: torch.Tensor):
         self.palette = palette  # (K, 3) course scale: scores every formulation alike
@@ -101,6 +103,14 @@ class Formulation(ABC):
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+    def prepare_batch(
+        self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """A training batch's network input: `inputs` as they are, or, for formulations that
+        take hints, with hints simulated from the batch's `targets` (drawn from
+        `generator`)."""
+        return inputs
 
     def training_targets(self, rgb: torch.Tensor) -> torch.Tensor:
         """`targets`, or a form of them that is cheaper to compute the loss from; what the
@@ -236,17 +246,26 @@ def build_formulation(
     rebalance: bool = True,
     chroma_gain: float | None = None,
     scale: int | None = None,
+    hints: bool = False,
 ) -> Formulation:
     """A formulation by name, for a new run (ab-bins fits its colour prior on `train_rgb`)
     or rebuilt from what a checkpoint `described`.
 
-    A checkpoint's own settings win over `regression_loss` and `rebalance`, which only
-    describe new runs; `temperature`, `chroma_gain` and `scale`, when given, change how a
-    trained model decodes."""
+    A checkpoint's own settings win over `regression_loss`, `rebalance` and `hints` (colour
+    hints in the input; ab-bins and ab-regression), which only describe new runs;
+    `temperature`, `chroma_gain` and `scale`, when given, change how a trained model
+    decodes."""
     kind = formulation_class(name)
     if chroma_gain is not None and "chroma_gain" not in kind.decoding_settings:
         raise ColorcnnError(f"chroma_gain applies to ab-regression models only, not {name}")
-    settings = {"regression_loss": regression_loss, "rebalance": rebalance, **(described or {})}
+    if hints and not kind.can_take_hints:
+        raise ColorcnnError(f"hints apply to ab-bins and ab-regression models only, not {name}")
+    settings = {
+        "regression_loss": regression_loss,
+        "rebalance": rebalance,
+        "hints": hints,
+        **(described or {}),
+    }
     settings.update(name=name, temperature=temperature)
     if chroma_gain is not None:
         settings["chroma_gain"] = chroma_gain

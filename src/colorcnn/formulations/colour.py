@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from colorcnn.color.abbins import ANNEALED_T, SOFT_NEIGHBOURS, ABBins, positive_temperature
+from colorcnn.color.hints import HINT_CHANNELS, no_hints, simulate_hints
 from colorcnn.color.palette import palette_image, rows_at
 from colorcnn.color.spaces import (
     AB_SCALE,
@@ -109,10 +110,42 @@ class RGBRegression(Formulation):
 
 
 class _LabFormulation(Formulation):
-    """Input L / 100; the prediction is chroma, always joined with the input's own L."""
+    """Input L / 100; the prediction is chroma, always joined with the input's own L.
+
+    With `hints`, the input also holds colour hints (colorcnn.color.hints): none from
+    `inputs`, which is what automatic colourization and validation see; simulated from the
+    truth for every training batch (`prepare_batch`); a user's through `with_hints`."""
+
+    can_take_hints = True
+
+    def __init__(self, palette: torch.Tensor, hints: bool = False):
+        super().__init__(palette)
+        self.takes_hints = hints
+
+    @property
+    def in_channels(self) -> int:
+        return 1 + HINT_CHANNELS if self.takes_hints else 1
 
     def inputs(self, rgb: torch.Tensor) -> torch.Tensor:
-        return true_lightness(rgb) / L_MAX
+        lightness = true_lightness(rgb) / L_MAX  # (N, 1, H, W)
+        if not self.takes_hints:
+            return lightness
+        return torch.cat((lightness, no_hints(len(rgb), *rgb.shape[-2:], like=lightness)), dim=1)
+
+    def with_hints(self, inputs: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
+        """`inputs` with the hint channels `hints` (N, 3, H, W) in place of their own."""
+        if not self.takes_hints:
+            raise ColorcnnError(f"this {self.name} model was trained without colour hints")
+        return torch.cat((inputs[:, :1], hints.to(inputs)), dim=1)
+
+    def training_ab(self, targets: torch.Tensor) -> torch.Tensor:
+        """The true chroma (N, 2, H, W) behind a batch of training targets."""
+        return targets
+
+    def prepare_batch(self, inputs, targets, generator):
+        if not self.takes_hints:
+            return inputs
+        return self.with_hints(inputs, simulate_hints(self.training_ab(targets), generator))
 
     def targets(self, rgb: torch.Tensor) -> torch.Tensor:
         return rgb_to_lab(unit_rgb(rgb))[:, 1:]  # (N, 2, H, W) ab
@@ -136,7 +169,8 @@ class _LabFormulation(Formulation):
 
     @staticmethod
     def _join(ab: torch.Tensor, inputs: torch.Tensor, lightness: torch.Tensor | None = None):
-        return join_lightness_and_ab(inputs * L_MAX if lightness is None else lightness, ab)
+        own = inputs[:, :1] * L_MAX  # the hint channels, if any, follow the lightness
+        return join_lightness_and_ab(own if lightness is None else lightness, ab)
 
 
 @register_formulation
@@ -152,8 +186,9 @@ class ABBinsClassification(_LabFormulation):
         bins: ABBins,
         class_weights: torch.Tensor | None = None,
         temperature: float = ANNEALED_T,
+        hints: bool = False,
     ):
-        super().__init__(palette)
+        super().__init__(palette, hints)
         self.bins = bins
         self.class_weights = class_weights  # (Q,) rebalancing; None = every class alike
         self.temperature = temperature
@@ -161,18 +196,19 @@ class ABBinsClassification(_LabFormulation):
     @classmethod
     def from_description(cls, palette, described, train_rgb=None):
         temperature = described.get("temperature", ANNEALED_T)
+        hints = described.get("hints", False)
         if "bins" in described:  # a trained model's own bins and weights
             bins = ABBins(torch.tensor(described["bins"], dtype=torch.float32))
             weights = described.get("class_weights")
             class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
-            return cls(palette, bins, class_weights, temperature)
+            return cls(palette, bins, class_weights, temperature, hints)
         bins = ABBins.in_gamut()
         class_weights = None
         if described.get("rebalance", True):
             if train_rgb is None:
                 raise ValueError("ab-bins needs the training images to fit its colour prior")
             class_weights = bins.rebalancing_weights(_colour_prior(bins, train_rgb))
-        return cls(palette, bins, class_weights, temperature)
+        return cls(palette, bins, class_weights, temperature, hints)
 
     @property
     def out_channels(self) -> int:
@@ -193,6 +229,15 @@ class ABBinsClassification(_LabFormulation):
             indices, weights = self.bins.sparse_soft_encode(ab)
             packed.append(torch.cat((indices.to(weights.dtype), weights), dim=1))
         return torch.cat(packed)
+
+    def training_ab(self, targets: torch.Tensor) -> torch.Tensor:
+        """ab, or the packed encoding's weighted mean of the nearest bins' centres: within
+        a bin's width of the truth, near enough for a simulated hint."""
+        if targets.shape[1] == 2:
+            return targets
+        indices, weights = targets[:, :SOFT_NEIGHBOURS].long(), targets[:, SOFT_NEIGHBOURS:]
+        centres = self.bins.centres.to(targets)[indices]  # (N, 5, H, W, 2)
+        return (weights.unsqueeze(-1) * centres).sum(dim=1).permute(0, 3, 1, 2)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Rebalanced soft cross-entropy; `targets` are ab (N, 2, H, W) or the packed
@@ -221,12 +266,13 @@ class ABBinsClassification(_LabFormulation):
 
     def describe(self) -> dict:
         weights = None if self.class_weights is None else self.class_weights.cpu().tolist()
-        return {
+        described = {
             "name": self.name,
             "bins": self.bins.centres.cpu().tolist(),
             "class_weights": weights,
             "temperature": self.temperature,
         }
+        return {**described, "hints": True} if self.takes_hints else described
 
 
 REGRESSION_LOSSES = ("huber", "l1", "mse")
@@ -241,9 +287,13 @@ class ABRegression(_LabFormulation):
     HUBER_DELTA = 0.1  # in ab / 110 units: errors under 11 ab units are squared
 
     def __init__(
-        self, palette: torch.Tensor, regression_loss: str = "huber", chroma_gain: float = 1.0
+        self,
+        palette: torch.Tensor,
+        regression_loss: str = "huber",
+        chroma_gain: float = 1.0,
+        hints: bool = False,
     ):
-        super().__init__(palette)
+        super().__init__(palette, hints)
         if regression_loss not in REGRESSION_LOSSES:
             raise ColorcnnError(
                 f"regression_loss must be one of {', '.join(REGRESSION_LOSSES)}, "
@@ -259,7 +309,10 @@ class ABRegression(_LabFormulation):
     @classmethod
     def from_description(cls, palette, described, train_rgb=None):
         return cls(
-            palette, described.get("regression_loss", "huber"), described.get("chroma_gain", 1.0)
+            palette,
+            described.get("regression_loss", "huber"),
+            described.get("chroma_gain", 1.0),
+            described.get("hints", False),
         )
 
     @property
@@ -278,11 +331,12 @@ class ABRegression(_LabFormulation):
         return outputs.float() * (AB_SCALE * self.chroma_gain)
 
     def describe(self) -> dict:
-        return {
+        described = {
             "name": self.name,
             "regression_loss": self.regression_loss,
             "chroma_gain": self.chroma_gain,
         }
+        return {**described, "hints": True} if self.takes_hints else described
 
 
 def _colour_prior(bins: ABBins, train_rgb: torch.Tensor) -> torch.Tensor:
