@@ -1,5 +1,6 @@
 """colorcnn: colourize grayscale images with small convolutional networks, on a CPU."""
 
+from colorcnn.color.hints import Hint
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.colorize import colorize
 from colorcnn.models import create_model, list_models
@@ -9,6 +10,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ColorcnnError",
+    "Hint",
     "TrainedModel",
     "__version__",
     "colorize",

@@ -112,6 +112,10 @@ class Formulation(ABC):
         `generator`)."""
         return inputs
 
+    def with_hints(self, inputs: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
+        """`inputs` with a user's colour hints (N, 3, H, W); for formulations that take them."""
+        raise ColorcnnError(f"this {self.name} model was trained without colour hints")
+
     def training_targets(self, rgb: torch.Tensor) -> torch.Tensor:
         """`targets`, or a form of them that is cheaper to compute the loss from; what the
         training loop keeps resident. `loss` accepts both."""

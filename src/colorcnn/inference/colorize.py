@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from colorcnn.color.hints import Hint, render_hints
 from colorcnn.color.spaces import course_rgb, grey_lightness, lab_to_rgb, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.formulations import Formulation
@@ -94,15 +95,34 @@ class Colorizer:
                 f"size must be {_SIDE_MULTIPLE} to {MAX_WORKING_SIDE} px, got {size}"
             )
 
+    @property
+    def takes_hints(self) -> bool:
+        return self.formulation.takes_hints
+
+    def check_hints(self, hints: list[Hint] | None) -> None:
+        if hints and not self.takes_hints:
+            raise ColorcnnError(
+                f"{self.name} was trained without colour hints; expected a model that takes "
+                f"them, such as {DEFAULT_MODEL}"
+            )
+
     @torch.inference_mode()
     def predict_ab(
-        self, image: LoadedImage, shorter_side: int, temperature: float | None
+        self,
+        image: LoadedImage,
+        shorter_side: int,
+        temperature: float | None,
+        hints: list[Hint] | None = None,
     ) -> torch.Tensor:
-        """Chroma (1, 2, h, w) predicted at the working resolution."""
+        """Chroma (1, 2, h, w) predicted at the working resolution, guided by `hints`."""
+        self.check_hints(hints)
         h, w = working_shape(image.height, image.width, shorter_side, self.size_multiple)
         small = image.to_uint8_pil().convert("RGB")
         small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
         inputs = self.formulation.inputs(course_rgb(from_uint8(small)))
+        if hints:
+            maps = render_hints(hints, (image.width, image.height), (h, w))
+            inputs = self.formulation.with_hints(inputs, maps)
         return self.formulation.predict_chroma(self.model(inputs), inputs, temperature)
 
     @torch.inference_mode()
@@ -111,12 +131,15 @@ class Colorizer:
         image: LoadedImage,
         shorter_side: int | None = None,
         temperature: float | None = None,
+        hints: list[Hint] | None = None,
     ) -> Image.Image:
-        """`image` colourized at `shorter_side` (default: the model's `working_size`)."""
+        """`image` colourized at `shorter_side` (default: the model's `working_size`),
+        guided by colour `hints` where the model takes them. The lightness is always the
+        image's own."""
         shorter_side = self.working_size if shorter_side is None else shorter_side
         self.check_size(shorter_side)
         height, width = image.height, image.width
-        ab_small = self.predict_ab(image, shorter_side, temperature)
+        ab_small = self.predict_ab(image, shorter_side, temperature, hints)
         # Widen the small chroma once (a few MB), then, band by band, stretch it over the
         # band's rows, join it with the band's own lightness and write 8-bit RGB: a
         # 12-megapixel scan never holds more than its input and output at full size.
@@ -147,10 +170,12 @@ class Colorizer:
         image: str | Path | Image.Image | np.ndarray,
         shorter_side: int | None = None,
         temperature: float | None = None,
+        hints: list[Hint] | None = None,
     ) -> Image.Image:
         """Colourize a path, a PIL image or an array; returns a PIL image of the same size.
-        `shorter_side` defaults to the model's `working_size`."""
-        return self.colorize_loaded(load_any(image), shorter_side, temperature)
+        `shorter_side` defaults to the model's `working_size`; `hints` say which colour
+        some points are (colorcnn.Hint)."""
+        return self.colorize_loaded(load_any(image), shorter_side, temperature, hints)
 
 
 def colorize(
@@ -158,16 +183,19 @@ def colorize(
     model: str | Path = DEFAULT_MODEL,
     size: int | None = None,
     temperature: float | None = None,
+    hints: list[Hint] | None = None,
 ) -> Image.Image:
     """Colourize one image: a path, a PIL image or an array (H, W) / (H, W, 3|4), at the
     working size `size` (default: the model's own; 160 for `photo`, 32 for models trained on
     CIFAR-10).
 
     `model` is a shipped name (`colorcnn models`), a run folder or a .safetensors
-    checkpoint; the result is a PIL image of the input's size. To colourize many images,
+    checkpoint; the result is a PIL image of the input's size. `hints` are colour hints
+    (`colorcnn.Hint(x, y, "#c03020")`, in the image's own pixels) for models that take them;
+    only their chroma is used, the lightness stays the image's. To colourize many images,
     load once with `Colorizer.load` and call its `colorize`.
     """
-    return Colorizer.load(model).colorize(image, size, temperature)
+    return Colorizer.load(model).colorize(image, size, temperature, hints)
 
 
 def sample_photos() -> list[Path]:
