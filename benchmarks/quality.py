@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
+from colorcnn.data import DataSettings  # noqa: E402
 from colorcnn.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
 from colorcnn.training import TrainConfig, fit  # noqa: E402
 
@@ -48,13 +49,13 @@ def protocol_config(
     out = str(Path(args.runs) / protocol / f"{model}-{target}")
     if protocol == "cifar":
         return TrainConfig(
-            model=model, target=target, data=args.cifar, epochs=args.cifar_epochs, out=out,
-            picture_every=5,
+            model=model, target=target, data=DataSettings(args.cifar), epochs=args.cifar_epochs,
+            out=out, picture_every=5,
         )  # fmt: skip
+    photos = DataSettings(args.photos, dataset="photos", crops_per_photo=args.crops_per_photo)
     return TrainConfig(
-        model=model, target=target, data=args.photos, dataset="photos", epochs=args.photo_epochs,
-        crops_per_photo=args.crops_per_photo, batch_size=args.photo_batch_size, out=out,
-        picture_every=5,
+        model=model, target=target, data=photos, epochs=args.photo_epochs,
+        batch_size=args.photo_batch_size, out=out, picture_every=5,
     )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
+from colorcnn.data import DataSettings  # noqa: E402
 from colorcnn.training import TrainConfig, fit  # noqa: E402
 
 COURSE_MODELS = (
@@ -106,7 +107,9 @@ def main() -> None:
         # A finished run is read back and an interrupted one continues where it stopped.
         resume = (run_dir / "checkpoints" / "last.safetensors").is_file()
         history = fit(
-            TrainConfig(model=model, data=args.data, epochs=args.epochs, out=str(run_dir)),
+            TrainConfig(
+                model=model, data=DataSettings(args.data), epochs=args.epochs, out=str(run_dir)
+            ),
             resume=resume,
             show_progress=False,
         )

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
+from colorcnn.data import DataSettings  # noqa: E402
 from colorcnn.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
 from colorcnn.training import TrainConfig, fit  # noqa: E402
 
@@ -56,24 +57,26 @@ def main() -> None:
     parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
     args = parser.parse_args()
     runs = Path(args.runs)
-    common = {"data": args.data, "task": "superres", "picture_every": 5}
+    common = {"task": "superres", "picture_every": 5}
     plans = {
-        "course-unet": TrainConfig(model="unet", epochs=args.course_epochs,
-                                   out=str(runs / "course-unet"), **common),
-        "course-cnn": TrainConfig(model="cnn", epochs=args.course_epochs,
-                                  out=str(runs / "course-cnn"), **common),
+        "course-unet": TrainConfig(model="unet", data=DataSettings(args.data),
+                                   epochs=args.course_epochs, out=str(runs / "course-unet"),
+                                   **common),
+        "course-cnn": TrainConfig(model="cnn", data=DataSettings(args.data),
+                                  epochs=args.course_epochs, out=str(runs / "course-cnn"),
+                                  **common),
         "real-unet-x4": TrainConfig(
-            model="unet", target="superres-rgb", category="all", colour_width=32,
-            shuffle_each_epoch=True, epochs=args.real_epochs, out=str(runs / "real-unet-x4"),
-            **common,
+            model="unet", data=DataSettings(args.data, category="all"), target="superres-rgb",
+            colour_width=32, shuffle_each_epoch=True, epochs=args.real_epochs,
+            out=str(runs / "real-unet-x4"), **common,
         ),
     }  # fmt: skip
     if args.photos:
         plans["photos-unet-x4"] = TrainConfig(
-            model="unet", target="superres-rgb", dataset="photos", data=args.photos,
-            crop_size=64, crops_per_photo=32, colour_width=32, shuffle_each_epoch=True,
-            epochs=args.photo_epochs, task="superres", picture_every=5,
-            out=str(runs / "photos-unet-x4"),
+            model="unet", target="superres-rgb",
+            data=DataSettings(args.photos, dataset="photos", crop_size=64, crops_per_photo=32),
+            colour_width=32, shuffle_each_epoch=True, epochs=args.photo_epochs, task="superres",
+            picture_every=5, out=str(runs / "photos-unet-x4"),
         )  # fmt: skip
     only = {name for name in args.only.split(",") if name}
     rows = []

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from colorcnn.cli import main
+from colorcnn.data import DataSettings
 from colorcnn.training import TrainConfig, fit
 
 
@@ -18,8 +19,8 @@ def tiny_runs(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     runs = {}
     for model, epochs in (("cnn", 2), ("unet", 3)):
         config = TrainConfig(
-            model=model, data=str(tiny_cifar), category="all", epochs=epochs, batch_size=10,
-            num_colours=6, out=str(root / model),
+            model=model, data=DataSettings(str(tiny_cifar), category="all"), epochs=epochs,
+            batch_size=10, num_colours=6, out=str(root / model),
         )  # fmt: skip
         fit(config, show_progress=False, log=lambda _: None)
         runs[model] = root / model

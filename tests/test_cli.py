@@ -50,10 +50,11 @@ def test_train_resume_and_evaluate(tiny_cifar: Path, tmp_path: Path, capsys, mon
     before = (run / "metrics.jsonl").read_text()
     assert main(["train", "--resume", str(run), "--lr", "0.5", "-b", "7", "--epochs", "3"]) == 1
     assert "--batch-size, --lr cannot change with --resume" in _one_line_error(capsys)
+    complete = "has trained 2 epochs (of 2 planned); expected --epochs above 2 to continue it"
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 1
-    assert "has trained 2 epochs already; expected --epochs above 2" in _one_line_error(capsys)
+    assert complete + ", got 2" in _one_line_error(capsys)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 1
-    assert "is complete (2 of 2 epochs)" in _one_line_error(capsys)
+    assert _one_line_error(capsys).endswith(complete)
     assert (run / "metrics.jsonl").read_text() == before
 
     # Interrupted while extending it: what it keeps, and the command that continues it.
@@ -156,27 +157,62 @@ def test_a_damaged_checkpoint_header_is_one_line(tmp_path: Path, capsys) -> None
     assert "lacks a valid palette" in _one_line_error(capsys)
 
 
-@pytest.mark.parametrize("command", ["train", "sweep"])
-def test_command_line_defaults_are_the_training_defaults(command: str) -> None:
-    # The command line spells its defaults out (importing the training code would slow
-    # every command's start), so they must agree with TrainConfig's.
+class _Captured(Exception):
+    """Raised instead of training, with the settings the command would train with."""
+
+
+def test_every_training_setting_is_a_flag_whose_default_is_the_librarys(
+    monkeypatch, tmp_path: Path
+) -> None:
     import dataclasses
+
+    import colorcnn.training
+    from colorcnn.data import DataSettings
+    from colorcnn.training import TrainConfig
+
+    def capture(config, **_):
+        raise _Captured(config)
+
+    monkeypatch.setattr(colorcnn.training, "fit", capture)
+    with pytest.raises(_Captured) as captured:
+        main(["train", "--out", str(tmp_path / "run")])
+    # Nothing given, nothing changed: the command passes each option on, none with a default
+    # of its own.
+    assert captured.value.args[0] == TrainConfig(out=str(tmp_path / "run"))
 
     import typer.main
 
-    from colorcnn.cli import app
+    from colorcnn.cli import _flag, app
+
+    flags = {opt for p in typer.main.get_command(app).commands["train"].params for opt in p.opts}
+    settings = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "data"]
+    settings += [f.name for f in dataclasses.fields(DataSettings)]
+    assert [name for name in settings if _flag(name) not in flags] == []
+
+
+def test_sweep_trains_from_the_librarys_defaults(monkeypatch, tmp_path: Path) -> None:
+    import colorcnn.training.sweep
+    from colorcnn.data import DataSettings
     from colorcnn.training import TrainConfig
 
-    click_command = typer.main.get_command(app).commands[command]
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
-    checked = 0
-    for parameter in click_command.params:
-        if parameter.name in defaults and parameter.default is not None:
-            assert parameter.default == defaults[parameter.name], parameter.name
-            checked += 1
-    assert checked >= 6
-    epochs = next(p for p in click_command.params if p.name == "epochs")
-    assert str(epochs.default or epochs.show_default) == str(TrainConfig.epochs)
+    def capture(base, *args, **kwargs):
+        raise _Captured(base)
+
+    monkeypatch.setattr(colorcnn.training.sweep, "run_sweep", capture)
+    with pytest.raises(_Captured) as captured:
+        main(["sweep", "lr", "0.1,0.01", "--out", str(tmp_path), "--seed", "4"])
+    expected = TrainConfig(data=DataSettings(seed=4), out=str(tmp_path))
+    assert captured.value.args[0] == expected
+
+
+def test_the_librarys_parameter_names_become_flags(tiny_cifar: Path, tmp_path, capsys) -> None:
+    args = ["train", "--data", str(tiny_cifar), "--out", str(tmp_path / "run")]
+    assert main([*args, "--task", "superres", "--target", "ab-bins"]) == 1
+    assert "error: --target ab-bins does not fit --task superres" in _one_line_error(capsys)
+    assert main([*args, "--target", "ab-regression", "--temperature", "0.5"]) == 1
+    assert "--temperature applies to --target ab-bins only" in _one_line_error(capsys)
+    assert main([*args, "--dataset", "photos", "--category", "cat"]) == 1
+    assert "--category applies to the cifar10 dataset only" in _one_line_error(capsys)
 
 
 def test_an_interrupted_run_says_what_it_keeps(monkeypatch, tmp_path: Path, capsys) -> None:

@@ -10,6 +10,7 @@ from PIL import Image
 
 from colorcnn.cli import main
 from colorcnn.color.spaces import rgb_to_lab
+from colorcnn.data import DataSettings
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference import Colorizer, colorize
 from colorcnn.inference.colorize import working_shape
@@ -23,8 +24,8 @@ def trained_runs(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     for target in ("ab-bins", "palette-rgb"):
         out = tmp_path_factory.mktemp("runs") / target
         config = TrainConfig(
-            model="unet_small", data=str(tiny_cifar), category="all", epochs=1, batch_size=50,
-            num_colours=6, target=target, out=str(out), picture_every=0,
+            model="unet_small", data=DataSettings(str(tiny_cifar), category="all"), epochs=1,
+            batch_size=50, num_colours=6, target=target, out=str(out), picture_every=0,
         )  # fmt: skip
         fit(config, show_progress=False, log=lambda _: None)
         runs[target] = out

@@ -32,7 +32,9 @@ def test_horse_split_has_the_course_sizes_and_scaling(cifar10_image_folder, shar
 
 
 def test_one_unet_epoch_learns_colours(cifar10_image_folder, shared_cache, tmp_path) -> None:
-    config = TrainConfig(data=str(cifar10_image_folder), epochs=1, out=str(tmp_path / "unet"))
+    config = TrainConfig(
+        data=DataSettings(str(cifar10_image_folder)), epochs=1, out=str(tmp_path / "unet")
+    )
     history = fit(config, cache_dir=shared_cache, show_progress=False, log=lambda _: None)
     # A fresh network scores near 1/24 of the pixels; one course epoch reaches about 30%.
     assert history[0]["val_acc"] > 22.0

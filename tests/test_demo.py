@@ -13,6 +13,7 @@ from PIL import Image
 
 from colorcnn.cli import main
 from colorcnn.color.spaces import rgb_to_lab
+from colorcnn.data import DataSettings
 from colorcnn.demo import DemoLimits, DemoService
 from colorcnn.demo import service as service_module
 from colorcnn.errors import ColorcnnError
@@ -24,8 +25,8 @@ from colorcnn.training import TrainConfig, fit
 def bins_run(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "bins"
     config = TrainConfig(
-        model="unet_small", data=str(tiny_cifar), category="all", epochs=1, batch_size=50,
-        target="ab-bins", out=str(out), picture_every=0,
+        model="unet_small", data=DataSettings(str(tiny_cifar), category="all"), epochs=1,
+        batch_size=50, target="ab-bins", out=str(out), picture_every=0,
     )  # fmt: skip
     fit(config, show_progress=False, log=lambda _: None)
     return out

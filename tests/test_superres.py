@@ -12,6 +12,7 @@ from PIL import Image
 
 from colorcnn.cli import main
 from colorcnn.color import fit_palette
+from colorcnn.data import DataSettings
 from colorcnn.errors import ColorcnnError
 from colorcnn.formulations.superres import SuperResPalette, SuperResResidual
 from colorcnn.superres import upscale as upscale_module
@@ -53,10 +54,10 @@ def test_real_superres_learns_the_residual_over_bicubic(images) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"task": "superres", "target": "palette-rgb"}, "does not fit --task superres"),
-        ({"target": "superres-rgb"}, "does not fit --task colorize"),
+        ({"task": "superres", "target": "palette-rgb"}, "does not fit task superres"),
+        ({"target": "superres-rgb"}, "does not fit task colorize"),
         ({"task": "superres", "scale": 3}, "scale must be one of 2, 4"),
-        ({"scale": 2}, "--scale applies to --task superres only"),
+        ({"scale": 2}, "scale applies to task superres only"),
         ({"task": "enhance"}, "task must be one of colorize, superres"),
     ],
 )
@@ -71,8 +72,8 @@ def superres_runs(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) ->
     runs = {}
     for target in ("superres-palette", "superres-rgb"):
         config = TrainConfig(
-            model="unet", data=str(tiny_cifar), category="all", epochs=1, batch_size=10,
-            num_colours=6, task="superres", target=target, out=str(root / target),
+            model="unet", data=DataSettings(str(tiny_cifar), category="all"), epochs=1,
+            batch_size=10, num_colours=6, task="superres", target=target, out=str(root / target),
         )  # fmt: skip
         fit(config, show_progress=False, log=lambda _: None)
         runs[target] = root / target

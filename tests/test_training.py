@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.data import DataSettings
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.trained.checkpoint import load_checkpoint
-from colorcnn.training import TrainConfig, fit
+from colorcnn.training import TrainConfig, fit, resumed_config
 
 
-def _config(data: Path, out: Path, **overrides) -> TrainConfig:
+def _config(data: Path, out: Path, seed: int = 0, **overrides) -> TrainConfig:
     settings = {
-        "model": "unet_small", "data": str(data), "category": "all", "epochs": 1,
-        "batch_size": 25, "lr": 0.01, "num_colours": 6, "out": str(out),
+        "model": "unet_small", "data": DataSettings(str(data), category="all", seed=seed),
+        "epochs": 1, "batch_size": 25, "lr": 0.01, "num_colours": 6, "out": str(out),
     }  # fmt: skip
     return TrainConfig(**{**settings, **overrides})
 
@@ -48,6 +49,11 @@ def test_one_epoch_writes_metrics_pictures_and_checkpoints(
     assert json.loads((run / "palette.json").read_text())["colours"] == info["palette"]
     assert info["data"]["data"] == str(tiny_cifar) and info["data"]["category"] == "all"
     assert info["target"] == "palette-rgb"
+    # What a user of the model needs, stored: 32 px CIFAR-10 images, colourized at 32 px.
+    assert (info["image_side"], info["working_size"]) == (32, 32)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["data"]["category"] == "all" and "category" not in saved  # nested
+    assert TrainConfig.from_dict(saved) == TrainConfig.from_dict(info["train_config"])
 
 
 def test_resume_continues_at_the_next_epoch_and_matches_an_unbroken_run(
@@ -99,35 +105,83 @@ def test_regression_model_trains_with_mse(tiny_cifar: Path, tmp_path: Path) -> N
 def test_refuses_to_overwrite_an_existing_run(tiny_cifar: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     fit(_config(tiny_cifar, run), show_progress=False, log=lambda _: None)
-    with pytest.raises(ColorcnnError, match="already holds a run; pass --resume"):
+    with pytest.raises(ColorcnnError, match="already holds a run; pass resume to continue it"):
         fit(_config(tiny_cifar, run), show_progress=False, log=lambda _: None)
 
 
-def test_shuffle_each_epoch_changes_the_batches(tiny_cifar: Path, tmp_path: Path) -> None:
-    lines: list[str] = []
-    plain = fit(_config(tiny_cifar, tmp_path / "p", epochs=2, picture_every=0),
-                show_progress=False, log=lines.append)  # fmt: skip
-    # Without pictures, the closing line points at none.
-    assert lines[-1].startswith("Best: epoch ") and "pictures/" not in lines[-1]
-    assert not (tmp_path / "p" / "pictures").exists()
-    shuffled = fit(
-        _config(tiny_cifar, tmp_path / "s", epochs=2, picture_every=0, shuffle_each_epoch=True),
-        show_progress=False, log=lambda _: None,
-    )  # fmt: skip
-    assert plain[1]["train_loss"] != shuffled[1]["train_loss"]
+def test_resumed_config_gives_the_runs_own_settings_and_one_rule_for_the_epochs(
+    tiny_cifar: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    fit(_config(tiny_cifar, run, epochs=2, kernel=5), show_progress=False, log=lambda _: None)
+    moved = tmp_path / "moved"
+    resumed = resumed_config(run, epochs=3, data=str(moved), device="cpu")
+    assert resumed.kernel == 5 and resumed.lr == 0.01 and resumed.data.category == "all"
+    assert resumed.epochs == 3 and resumed.data.data == str(moved) and resumed.out == str(run)
+    assert resumed.target == "palette-rgb"  # what was trained, named
+    # Nothing left to train, asked or by the run's own budget: one message, parameters named.
+    for epochs in (2, None):
+        with pytest.raises(SettingError, match="has trained 2 epochs .of 2 planned.; expected "
+                           "epochs above 2 to continue it") as raised:  # fmt: skip
+            resumed_config(run, epochs=epochs)
+        assert raised.value.parameters == ["epochs"]
+    with pytest.raises(SettingError, match="run_folder expects a run folder") as raised:
+        resumed_config(tmp_path / "nowhere")
+    assert raised.value.parameters == ["run_folder"]
+    with pytest.raises(SettingError, match="has trained 2 epochs .* got 1"):
+        fit(_config(tiny_cifar, run, epochs=1), resume=True, show_progress=False)
+
+
+def test_a_run_of_an_earlier_version_with_flat_settings_resumes(
+    tiny_cifar: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "run"
+    config = _config(tiny_cifar, run, seed=3, picture_every=0)
+    fit(config, show_progress=False, log=lambda _: None)
+    # Earlier versions held the data settings among the rest, in checkpoints and config.json.
+    flat = {**config.to_dict(), **config.data.to_dict(), "a_setting_since_removed": 1}
+    assert TrainConfig.from_dict(flat) == config
+    last = run / "checkpoints" / "last.safetensors"
+    with safe_open(str(last), "pt") as handle:
+        info = json.loads(handle.metadata()["colorcnn"])
+    info["train_config"] = flat
+    save_file(load_file(str(last)), str(last), {"colorcnn": json.dumps(info)})
+    (run / "config.json").write_text(json.dumps(flat))
+
+    resumed = resumed_config(run, epochs=2)
+    assert resumed.seed == 3 and resumed.data.category == "all" and resumed.epochs == 2
+    history = fit(resumed, resume=True, show_progress=False, log=lambda _: None)
+    assert [record["epoch"] for record in history] == [0, 1]
+    assert json.loads((run / "config.json").read_text())["data"]["seed"] == 3
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"epochs": 0}, "epochs must be a positive integer, got 0"),
-        ({"batch_size": -5}, "batch-size must be a positive integer, got -5"),
+        ({"batch_size": -5}, "batch_size must be a positive integer, got -5"),
         ({"lr": 0.0}, "lr must be a positive number"),
     ],
 )
 def test_bad_settings_are_refused(overrides: dict, message: str, tmp_path: Path) -> None:
-    with pytest.raises(ColorcnnError, match=message):
+    with pytest.raises(SettingError, match=message) as raised:
         _config(tmp_path, tmp_path / "run", **overrides)
+    assert raised.value.parameters == list(overrides)
+    # The command line names its flags instead (colorcnn.cli).
+    spelled = raised.value.spelled(lambda name: "--" + name.replace("_", "-"))
+    assert spelled.startswith("--" + next(iter(overrides)).replace("_", "-") + " must be")
+
+
+def test_bad_data_settings_are_refused_where_they_are_made(tmp_path: Path) -> None:
+    with pytest.raises(SettingError, match="crop_size must be a positive integer, got 0"):
+        DataSettings(dataset="photos", crop_size=0)
+    with pytest.raises(SettingError, match="category applies to the cifar10 dataset only"):
+        DataSettings(dataset="photos", category="cat")
+    with pytest.raises(TypeError, match="data expects DataSettings, got str"):
+        TrainConfig(data=str(tmp_path))  # the form of earlier versions
 
 
 def test_a_palette_file_replaces_k_means(tiny_cifar: Path, tmp_path: Path) -> None:
@@ -146,9 +200,9 @@ def test_a_palette_file_replaces_k_means(tiny_cifar: Path, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"regression_loss": "l1"}, "--regression-loss applies to --target ab-regression only"),
-        ({"temperature": 0.5, "target": "ab-regression"}, "--temperature applies to"),
-        ({"dataset": "photos", "category": "cat"}, "--category applies to the cifar10"),
+        ({"regression_loss": "l1"}, "^regression_loss applies to target ab-regression only"),
+        ({"temperature": 0.5, "target": "ab-regression"}, "^temperature applies to target"),
+        ({"task": "superres", "target": "ab-bins"}, "^target ab-bins does not fit task superres"),
         ({"target": "lab-magic"}, "unknown target 'lab-magic'"),
     ],
 )

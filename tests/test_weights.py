@@ -140,3 +140,16 @@ def test_course_models_colourize_at_their_own_scale_by_default() -> None:
     default = np.asarray(course.colorize(grey))
     assert np.array_equal(default, np.asarray(course.colorize(grey, 32)))
     assert not np.array_equal(default, np.asarray(course.colorize(grey, 128)))
+
+
+def test_a_working_size_past_the_cap_is_refused_with_the_range(capsys) -> None:
+    assert main(["colorize", "--sample", "--size", "100000"]) == 1
+    error = capsys.readouterr().err
+    assert error == "colorcnn: error: --size must be 4 to 2048 px, got 100000\n"
+
+
+def test_colorize_help_gives_the_default_models_own_chroma_gain(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    gain = describe_shipped("photo")["formulation"]["chroma_gain"]
+    assert main(["colorize", "--help"]) == 0
+    assert f"the model's own: {gain} for photo" in capsys.readouterr().out

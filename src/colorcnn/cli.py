@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.exceptions import TyperException
 
-from colorcnn.color.abbins import ANNEALED_T
-from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
+from colorcnn.data.datasets import DataSettings
 from colorcnn.demo.app import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT
 from colorcnn.demo.service import DemoLimits
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.inference.colorize import DEFAULT_MODEL, MAX_WORKING_SIDE
 from colorcnn.trained.model import DEFAULT_WORKING_SIZE
+from colorcnn.training.config import RESUMABLE, TrainConfig, resumed_config
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -113,9 +113,9 @@ TemperatureOption = Annotated[
 @app.command()
 def train(
     context: typer.Context,
-    model: ModelOption = "unet",
-    data: DataOption = None,
-    category: CategoryOption = "horse",
+    model: ModelOption = TrainConfig.model,
+    data: DataOption = DataSettings.data,
+    category: CategoryOption = DataSettings.category,
     dataset: Annotated[
         str,
         typer.Option(
@@ -123,40 +123,44 @@ def train(
             help="cifar10; photos: random crops of a folder of colour photos; photos+cifar10: "
             "those crops plus CIFAR-10 images of every class (--cifar-data, --cifar-images).",
         ),
-    ] = "cifar10",
+    ] = DataSettings.dataset,
     crop_size: Annotated[
         int, typer.Option("--crop-size", min=8, help="photos: crop side.")
-    ] = DEFAULT_CROP,
+    ] = DataSettings.crop_size,
     crops_per_photo: Annotated[
         int, typer.Option("--crops-per-photo", min=1, help="photos: random crops per photo.")
-    ] = DEFAULT_CROPS_PER_PHOTO,
+    ] = DataSettings.crops_per_photo,
     cifar_data: Annotated[
         str | None,
         typer.Option("--cifar-data", help="photos+cifar10: CIFAR-10 folder (default: download)."),
-    ] = None,
+    ] = DataSettings.cifar_data,
     cifar_images: Annotated[
         int, typer.Option("--cifar-images", min=0, help="photos+cifar10: CIFAR-10 images to add.")
-    ] = 5000,
+    ] = DataSettings.cifar_images,
     epochs: Annotated[
         int | None,
         typer.Option(
             "--epochs",
             "-e",
             min=1,
-            show_default="25",
+            show_default=str(TrainConfig.epochs),
             help="Epochs to train in all; with --resume, the run's own.",
         ),
     ] = None,
-    batch_size: BatchSizeOption = 100,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (positive).")] = 0.001,
+    batch_size: BatchSizeOption = TrainConfig.batch_size,
+    lr: Annotated[
+        float, typer.Option("--lr", help="Adam learning rate (positive).")
+    ] = TrainConfig.lr,
     seed: Annotated[
         int, typer.Option("--seed", help="Seeds the shuffle, the palette and the weights.")
-    ] = 0,
+    ] = DataSettings.seed,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", show_default="runs/MODEL", help="Run folder to create."),
     ] = None,
-    kernel: Annotated[int, typer.Option("--kernel", min=1, help="Convolution kernel size.")] = 3,
+    kernel: Annotated[
+        int, typer.Option("--kernel", min=1, help="Convolution kernel size.")
+    ] = TrainConfig.kernel,
     num_filters: Annotated[
         int | None,
         typer.Option(
@@ -165,8 +169,10 @@ def train(
             show_default="the variant's",
             help="NF, filters of the first layer.",
         ),
-    ] = None,
-    num_colours: Annotated[int, typer.Option("--num-colours", min=2, help="Palette size K.")] = 24,
+    ] = TrainConfig.num_filters,
+    num_colours: Annotated[
+        int, typer.Option("--num-colours", min=2, help="Palette size K.")
+    ] = TrainConfig.num_colours,
     palette: Annotated[
         Path | None,
         typer.Option(
@@ -174,7 +180,7 @@ def train(
             help="Use this palette (.npy, e.g. the course's colour_kmeans24_cat7.npy, or JSON) "
             "instead of fitting k-means.",
         ),
-    ] = None,
+    ] = TrainConfig.palette_file,
     target: Annotated[
         str | None,
         typer.Option(
@@ -185,8 +191,8 @@ def train(
             help="What is predicted: palette-rgb (the course), ab-bins (Lab chroma classes, "
             "rebalanced, annealed mean), ab-regression (Lab chroma, Huber/L1), rgb-regression.",
         ),
-    ] = None,
-    temperature: TemperatureOption = ANNEALED_T,
+    ] = TrainConfig.target,
+    temperature: TemperatureOption = TrainConfig.temperature,
     colour_width: Annotated[
         int | None,
         typer.Option(
@@ -195,13 +201,13 @@ def train(
             show_default="the output's, at most 32",
             help="Width of the last layers (NC); a 1x1 layer widens them to the output.",
         ),
-    ] = None,
+    ] = TrainConfig.colour_width,
     regression_loss: Annotated[
         str, typer.Option("--regression-loss", help="ab-regression's loss: huber, l1 or mse.")
-    ] = "huber",
+    ] = TrainConfig.regression_loss,
     rebalance: Annotated[
         bool, typer.Option(help="ab-bins: weight rare colours up (lambda 0.5, sigma 5).")
-    ] = True,
+    ] = TrainConfig.rebalance,
     frozen_epochs: Annotated[
         int,
         typer.Option(
@@ -210,23 +216,23 @@ def train(
             help="Pretrained-encoder models (efficient_unet): epochs that train the decoder "
             "alone before the encoder is fine-tuned too.",
         ),
-    ] = 0,
+    ] = TrainConfig.frozen_epochs,
     encoder_lr_scale: Annotated[
         float,
         typer.Option(
             "--encoder-lr-scale",
             help="Pretrained-encoder models: the encoder's learning rate as a share of --lr.",
         ),
-    ] = 0.1,
+    ] = TrainConfig.encoder_lr_scale,
     shuffle_each_epoch: Annotated[
         bool,
         typer.Option(help="Reshuffle the training set every epoch (the course does not)."),
-    ] = False,
+    ] = TrainConfig.shuffle_each_epoch,
     picture_every: Annotated[
         int,
         typer.Option("--picture-every", min=0, help="Epochs between prediction grids; 0 = none."),
-    ] = 1,
-    device: DeviceOption = "cpu",
+    ] = TrainConfig.picture_every,
+    device: DeviceOption = TrainConfig.device,
     task: Annotated[
         str,
         typer.Option(
@@ -234,18 +240,20 @@ def train(
             help="colorize, or superres: upscale colour images pooled by --scale (the course's "
             "second task; --target superres-palette or superres-rgb).",
         ),
-    ] = "colorize",
-    scale: Annotated[int, typer.Option("--scale", help="superres: 2 or 4 (the course's).")] = 4,
+    ] = TrainConfig.task,
+    scale: Annotated[
+        int, typer.Option("--scale", help="superres: 2 or 4 (the course's).")
+    ] = TrainConfig.scale,
     channels_last: Annotated[
         bool, typer.Option(help="Channels-last (NHWC) memory: faster convolutions.")
-    ] = True,
+    ] = TrainConfig.channels_last,
     deterministic: Annotated[
         bool,
         typer.Option(
             help="Deterministic kernels, so a seed gives the same metrics; "
             "--no-deterministic lets cuDNN pick its fastest (GPU runs)."
         ),
-    ] = True,
+    ] = TrainConfig.deterministic,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -269,39 +277,29 @@ def train(
     colorcnn train --resume runs/unet --epochs 40
     ```
     """
-    from colorcnn.training import TrainConfig, fit
+    from colorcnn.training import fit
 
     run_dir = resume if resume is not None else (out or Path("runs") / model)
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise ColorcnnError(f"--out {out} and --resume {resume} name different run folders")
     if resume is not None:
         _refuse_settings_a_resumed_run_ignores(context)
-    config = TrainConfig(
-        model=model, data=data, category=category, epochs=epochs or TrainConfig.epochs,
-        batch_size=batch_size,
-        lr=lr, seed=seed, kernel=kernel, num_filters=num_filters, num_colours=num_colours,
-        out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
-        device=device, deterministic=deterministic, channels_last=channels_last,
-        target=target, temperature=temperature,
-        task=task, scale=scale,
-        regression_loss=regression_loss, frozen_epochs=frozen_epochs,
-        encoder_lr_scale=encoder_lr_scale, rebalance=rebalance, colour_width=colour_width,
-        dataset=dataset, crop_size=crop_size,
-        crops_per_photo=crops_per_photo, palette_file=str(palette) if palette else None,
-        cifar_data=cifar_data, cifar_images=cifar_images,
-    )  # fmt: skip
-    if resume is not None and epochs is None:
-        from colorcnn.trained.checkpoint import load_checkpoint
-        from colorcnn.training.loop import check_run_folder
-
-        check_run_folder(resume)
-        info = load_checkpoint(resume, prefer="last").info
-        config.epochs = info["train_config"]["epochs"]
-        if info["epoch"] + 1 >= config.epochs:
-            raise ColorcnnError(
-                f"{resume} is complete ({config.epochs} of {config.epochs} epochs); pass "
-                f"--epochs above {config.epochs} to train it further"
-            )
+        config = resumed_config(resume, epochs=epochs, data=data, device=device)
+    else:
+        data_settings = DataSettings(
+            data=data, category=category, seed=seed, dataset=dataset, crop_size=crop_size,
+            crops_per_photo=crops_per_photo, cifar_data=cifar_data, cifar_images=cifar_images,
+        )  # fmt: skip
+        config = TrainConfig(
+            model=model, data=data_settings, epochs=epochs or TrainConfig.epochs,
+            batch_size=batch_size, lr=lr, kernel=kernel, num_filters=num_filters,
+            num_colours=num_colours, palette_file=str(palette) if palette else None,
+            colour_width=colour_width, target=target, task=task, scale=scale,
+            temperature=temperature, regression_loss=regression_loss,
+            frozen_epochs=frozen_epochs, encoder_lr_scale=encoder_lr_scale, rebalance=rebalance,
+            out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
+            device=device, deterministic=deterministic, channels_last=channels_last,
+        )  # fmt: skip
     try:
         fit(config, resume=resume is not None, cache_dir=cache_dir, show_progress=progress)
     except KeyboardInterrupt:
@@ -328,7 +326,7 @@ def _say_how_to_resume(run_dir: Path, epochs: int) -> None:
 
 
 # What a resumed run takes from the command line; the rest comes from the run itself.
-_RESUME_OPTIONS = frozenset({"resume", "epochs", "data", "device", "out", "progress", "cache_dir"})
+_RESUME_OPTIONS = frozenset({"resume", "progress", "cache_dir", *RESUMABLE})
 
 
 def _refuse_settings_a_resumed_run_ignores(context: typer.Context) -> None:
@@ -343,9 +341,11 @@ def _refuse_settings_a_resumed_run_ignores(context: typer.Context) -> None:
         if parameter.name not in _RESUME_OPTIONS and typed(parameter.name)
     ]
     if given:
+        changeable = [_flag(name) for name in RESUMABLE if name != "out"]
         raise ColorcnnError(
             f"{', '.join(given)} cannot change with --resume, which continues the run with its "
-            "own settings; expected only --epochs, --data and --device (or a new run with --out)"
+            f"own settings; expected only {', '.join(changeable[:-1])} and {changeable[-1]} "
+            "(or a new run with --out)"
         )
 
 
@@ -760,22 +760,28 @@ def _epoch_list(text: str | None, option: str) -> list[int] | None:
 def sweep(
     setting: Annotated[str, typer.Argument(help="epochs, batch-size, lr, kernel or num-filters.")],
     values: Annotated[str, typer.Argument(help="Values separated by commas, e.g. 32,64,128.")],
-    model: Annotated[str, typer.Option("--model", help="A registered model name.")] = "unet",
-    data: DataOption = None,
-    category: CategoryOption = "horse",
+    model: Annotated[
+        str, typer.Option("--model", help="A registered model name.")
+    ] = TrainConfig.model,
+    data: DataOption = DataSettings.data,
+    category: CategoryOption = DataSettings.category,
     epochs: Annotated[
         int, typer.Option("--epochs", min=1, help="Epochs of every run (unless swept).")
-    ] = 25,
-    batch_size: BatchSizeOption = 100,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 0.001,
-    kernel: Annotated[int, typer.Option("--kernel", min=1, help="Convolution kernel size.")] = 3,
+    ] = TrainConfig.epochs,
+    batch_size: BatchSizeOption = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = TrainConfig.lr,
+    kernel: Annotated[
+        int, typer.Option("--kernel", min=1, help="Convolution kernel size.")
+    ] = TrainConfig.kernel,
     target: Annotated[
         str | None,
         typer.Option("--target", show_default="the model's", help="What the network predicts."),
-    ] = None,
-    task: Annotated[str, typer.Option("--task", help="colorize or superres.")] = "colorize",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of data order and weights.")] = 0,
-    device: DeviceOption = "cpu",
+    ] = TrainConfig.target,
+    task: Annotated[str, typer.Option("--task", help="colorize or superres.")] = TrainConfig.task,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of data order and weights.")
+    ] = DataSettings.seed,
+    device: DeviceOption = TrainConfig.device,
     cache_dir: CacheDirOption = None,
     out: Annotated[Path | None, typer.Option("--out", show_default="runs/sweep-SETTING")] = None,
     epochs_shown: Annotated[
@@ -796,15 +802,14 @@ def sweep(
     ```
     """
     from colorcnn.analysis.compare import compare_runs
-    from colorcnn.training import TrainConfig
     from colorcnn.training.sweep import parse_values, run_sweep
 
     name = setting.replace("-", "_")
     parsed = parse_values(name, values)
     folder = out or Path("runs") / f"sweep-{setting}"
     base = TrainConfig(
-        model=model, data=data, category=category, epochs=epochs, batch_size=batch_size,
-        lr=lr, kernel=kernel, target=target, task=task, seed=seed, device=device,
+        model=model, data=DataSettings(data=data, category=category, seed=seed), epochs=epochs,
+        batch_size=batch_size, lr=lr, kernel=kernel, target=target, task=task, device=device,
         out=str(folder),
     )  # fmt: skip
     runs = run_sweep(
@@ -1060,6 +1065,20 @@ def download(cache_dir: CacheDirOption = None) -> None:
     typer.echo(f"CIFAR-10 is ready in {folder}")
 
 
+# The library's parameters whose flag is not their name in kebab case.
+_FLAGS = {
+    "palette_file": "--palette",
+    "run_folder": "--resume",
+    "values": "VALUES",
+    "prefer": "--checkpoint",
+}
+
+
+def _flag(parameter: str) -> str:
+    """The command line's name for a library parameter: batch_size -> --batch-size."""
+    return _FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -1067,7 +1086,9 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode, an Exit raised by a command comes back as its status.
         status = app(args=args or ["--help"], prog_name="colorcnn", standalone_mode=False)
     except ColorcnnError as error:
-        print(f"colorcnn: error: {error}", file=sys.stderr)
+        # The library names its parameters (batch_size); the command line, its flags.
+        message = error.spelled(_flag) if isinstance(error, SettingError) else str(error)
+        print(f"colorcnn: error: {message}", file=sys.stderr)
         return 1
     except (typer.Abort, KeyboardInterrupt):
         status = 130

@@ -1,4 +1,12 @@
-"""The one exception type the command line turns into a single clear error line."""
+"""The exception types the command line turns into a single clear error line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+# A parameter's name in a SettingError's message: `batch_size`.
+_PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 class ColorcnnError(Exception):
@@ -6,6 +14,32 @@ class ColorcnnError(Exception):
 
     The message is one line that says what was expected and what came instead.
     """
+
+
+class SettingError(ColorcnnError):
+    """A setting out of range, or at odds with another.
+
+    The message names the parameters it is about in backticks, as in
+    SettingError(f"`batch_size` must be a positive integer, got {value}"); the error reads
+    "batch_size must be ...", while the command line spells each name as its flag
+    ("--batch-size must be ...") through `spelled`.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def parameters(self) -> list[str]:
+        """The parameters the message names, in order."""
+        return list(dict.fromkeys(_PARAMETER.findall(self.message)))
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with each parameter's name written as `spell(name)`."""
+        return _PARAMETER.sub(lambda match: spell(match.group(1)), self.message)
+
+    def __str__(self) -> str:
+        return self.spelled(lambda name: name)
 
 
 def first_line(error: BaseException) -> str:

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from colorcnn.color.spaces import course_rgb, unit_rgb
 from colorcnn.data.datasets import load_course_data
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import Formulation
 from colorcnn.inference.colorize import working_shape
 from colorcnn.inference.images import from_uint8, read_image
@@ -81,8 +81,8 @@ def picture_checkpoint_activations(
     else:
         test_rgb = load_course_data(settings, cache_dir).test_rgb
         if index >= len(test_rgb):
-            raise ColorcnnError(
-                f"index {index} is out of range; the validation set has {len(test_rgb)} images"
+            raise SettingError(
+                f"`index` {index} is out of range; the validation set has {len(test_rgb)} images"
             )
         rgb, truth_known, label = test_rgb[index : index + 1], True, f"index_{index}"
     if output is None:

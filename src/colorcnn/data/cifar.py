@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -43,7 +43,7 @@ def file_md5(path: Path) -> str:
 def _manual_placement_hint(cache_dir: Path, url: str) -> str:
     return (
         f"download {url} by hand and place it at {cache_dir / ARCHIVE_NAME} "
-        "(or pass --data with a folder that holds the extracted batches or an image-folder tree)"
+        "(or give `data`: a folder that holds the extracted batches or an image-folder tree)"
     )
 
 
@@ -81,13 +81,13 @@ def download_archive(
                     + _manual_placement_hint(destination.parent, url)
                 )
         if digest.hexdigest() != expected_md5.lower():
-            raise ColorcnnError(
+            raise SettingError(
                 f"downloaded {url} has MD5 {digest.hexdigest()}, expected {expected_md5}; "
                 + _manual_placement_hint(destination.parent, url)
             )
         os.replace(part_path, destination)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-        raise ColorcnnError(
+        raise SettingError(
             f"could not download {url} ({error}); "
             + _manual_placement_hint(destination.parent, url)
         ) from error
@@ -106,7 +106,7 @@ def _extract_verified_archive(archive: Path, cache_dir: Path, expected_md5: str,
                 else:  # Python releases before the extraction filters existed
                     tar.extractall(staging)
         except (tarfile.TarError, EOFError, OSError, ValueError) as error:
-            raise ColorcnnError(
+            raise SettingError(
                 f"archive {archive} is corrupt or truncated ({error}); delete it and "
                 + _manual_placement_hint(cache_dir, url)
             ) from error

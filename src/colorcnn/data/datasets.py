@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from colorcnn.data import cache, cifar, folders, photos
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -31,7 +32,8 @@ class DataSettings:
 
     data: str | None = None  # folder (batches or image-folder tree); None = official download
     category: str = DEFAULT_CATEGORY  # class name, class index, or "all" (CIFAR-10 only)
-    seed: int = 0  # NumPy seed of the course's one-time shuffle (and of photo crops)
+    seed: int = 0  # NumPy seed of the course's one-time shuffle (and of photo crops); a
+    # training run seeds its palette's k-means and its weights with it too
     dataset: str = "cifar10"  # "cifar10", "photos" (a folder of colour photographs) or
     # "photos+cifar10" (the photos' crops plus CIFAR-10 images of every class)
     crop_size: int = photos.DEFAULT_CROP  # photos: side of the square crops
@@ -39,8 +41,31 @@ class DataSettings:
     cifar_data: str | None = None  # photos+cifar10: CIFAR-10 folder; None = official download
     cifar_images: int = 5000  # photos+cifar10: how many CIFAR-10 training images to add
 
+    def __post_init__(self) -> None:
+        for name in ("crop_size", "crops_per_photo"):
+            value = getattr(self, name)
+            if value < 1:
+                raise SettingError(f"`{name}` must be a positive integer, got {value}")
+        if self.dataset != "cifar10" and self.category != DEFAULT_CATEGORY:
+            raise SettingError(
+                f"`category` applies to the cifar10 dataset only, not {self.dataset}"
+            )
+
+    def with_absolute_paths(self) -> DataSettings:
+        """The same settings with absolute folders, so that a run that records them can be
+        resumed and evaluated from any working directory."""
+        return dataclasses.replace(
+            self,
+            data=_absolute(self.data),
+            cifar_data=_absolute(self.cifar_data),
+        )
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _absolute(folder: str | None) -> str | None:
+    return None if folder is None else str(Path(folder).expanduser().absolute())
 
 
 @dataclass
@@ -246,8 +271,8 @@ def load_course_data(
         # The photo folder is checked, then CIFAR-10 read before the photos are cropped:
         # where it must be downloaded and cannot be, that fails at once.
         if settings.data is None:
-            raise ColorcnnError(
-                f"the {settings.dataset} dataset needs --data FOLDER (a folder of colour photos)"
+            raise SettingError(
+                f"the {settings.dataset} dataset needs `data` (a folder of colour photos)"
             )
         files = photos.list_photos(Path(settings.data).expanduser())
         extra = (

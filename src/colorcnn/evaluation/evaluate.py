@@ -19,7 +19,7 @@ from colorcnn.color.spaces import (
     unit_rgb,
 )
 from colorcnn.data.datasets import load_course_data
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.evaluation import metrics
 from colorcnn.formulations import Formulation
 from colorcnn.models.folding import fold_batch_norm
@@ -258,7 +258,7 @@ def evaluate_checkpoint(
     are read from.
     """
     if batch_size < 1:
-        raise ColorcnnError(f"batch_size must be a positive integer, got {batch_size}")
+        raise SettingError(f"`batch_size` must be a positive integer, got {batch_size}")
     if temperature is not None:
         positive_temperature(temperature)
     # Unfolded: evaluate() folds batch norm on the device itself, as training's scores do.

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from colorcnn.color.abbins import ANNEALED_T
 from colorcnn.color.palette import nearest_colour, palette_image
 from colorcnn.color.spaces import course_rgb, rgb_to_lab, unit_rgb
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 
 
 def _pixels_last(outputs: torch.Tensor) -> torch.Tensor | None:
@@ -136,8 +136,8 @@ class Formulation(ABC):
 
     def check_temperature(self, temperature: float | None) -> None:
         if temperature is not None:
-            raise ColorcnnError(
-                f"a temperature applies to ab-bins models only; this one predicts {self.name}"
+            raise SettingError(
+                f"a `temperature` applies to ab-bins models only; this one predicts {self.name}"
             )
 
     def colour_indices(
@@ -261,9 +261,9 @@ def build_formulation(
     decodes."""
     kind = formulation_class(name)
     if chroma_gain is not None and "chroma_gain" not in kind.decoding_settings:
-        raise ColorcnnError(f"chroma_gain applies to ab-regression models only, not {name}")
+        raise SettingError(f"`chroma_gain` applies to ab-regression models only, not {name}")
     if hints and not kind.can_take_hints:
-        raise ColorcnnError(f"hints apply to ab-bins and ab-regression models only, not {name}")
+        raise SettingError(f"`hints` apply to ab-bins and ab-regression models only, not {name}")
     settings = {
         "regression_loss": regression_loss,
         "rebalance": rebalance,
@@ -308,8 +308,8 @@ def formulation_from_description(
         temperature is not None
         and "temperature" not in formulation_class(described["name"]).decoding_settings
     ):
-        raise ColorcnnError(
-            f"a temperature applies to ab-bins models only; this one predicts {described['name']}"
+        raise SettingError(
+            f"a `temperature` applies to ab-bins models only; this one predicts {described['name']}"
         )
     saved_temperature = described.get("temperature", ANNEALED_T)
     return build_formulation(

@@ -31,7 +31,7 @@ from colorcnn.color.spaces import (
     true_lightness,
     unit_rgb,
 )
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations.base import (
     Formulation,
     PaletteClasses,
@@ -295,12 +295,12 @@ class ABRegression(_LabFormulation):
     ):
         super().__init__(palette, hints)
         if regression_loss not in REGRESSION_LOSSES:
-            raise ColorcnnError(
-                f"regression_loss must be one of {', '.join(REGRESSION_LOSSES)}, "
+            raise SettingError(
+                f"`regression_loss` must be one of {', '.join(REGRESSION_LOSSES)}, "
                 f"got {regression_loss!r}"
             )
         if not chroma_gain > 0:
-            raise ColorcnnError(f"chroma_gain must be a positive number, got {chroma_gain}")
+            raise SettingError(f"`chroma_gain` must be a positive number, got {chroma_gain}")
         self.regression_loss = regression_loss
         # Regression predicts the mean of plausible colours, which is paler than any of them;
         # a gain above 1 scales the predicted chroma back up when decoding (training ignores it).

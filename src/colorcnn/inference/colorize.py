@@ -14,7 +14,7 @@ from PIL import Image
 
 from colorcnn.color.hints import Hint, render_hints
 from colorcnn.color.spaces import course_rgb, grey_lightness, lab_to_rgb, rgb_to_lab
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import Formulation
 from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil, to_uint8
 from colorcnn.trained import TrainedModel, load_model
@@ -62,10 +62,10 @@ class Colorizer:
         """A shipped name, a run folder or a .safetensors checkpoint with PyTorch, or an
         exported .onnx file with ONNX Runtime (`backend` "onnx")."""
         if backend not in ("torch", "onnx"):
-            raise ColorcnnError(f"unknown backend {backend!r}; expected torch or onnx")
+            raise SettingError(f"unknown `backend` {backend!r}; expected torch or onnx")
         if backend == "onnx" and Path(checkpoint).suffix.lower() != ".onnx":
-            raise ColorcnnError(
-                f"backend onnx needs an .onnx file (colorcnn export onnx), got {checkpoint}"
+            raise SettingError(
+                f"`backend` onnx needs an .onnx file (colorcnn export onnx), got {checkpoint}"
             )
         return cls.from_model(load_model(checkpoint, chroma_gain=chroma_gain))
 
@@ -91,8 +91,8 @@ class Colorizer:
     def check_size(size: int | None) -> None:
         """A working size (shorter side) the network can run at, or None (the model's)."""
         if size is not None and not _SIDE_MULTIPLE <= size <= MAX_WORKING_SIDE:
-            raise ColorcnnError(
-                f"size must be {_SIDE_MULTIPLE} to {MAX_WORKING_SIDE} px, got {size}"
+            raise SettingError(
+                f"`size` must be {_SIDE_MULTIPLE} to {MAX_WORKING_SIDE} px, got {size}"
             )
 
     @property

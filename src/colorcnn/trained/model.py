@@ -13,7 +13,7 @@ import torch
 from colorcnn.color.palette import check_palette
 from colorcnn.data.cifar import IMAGE_SIDE as CIFAR_SIDE
 from colorcnn.data.datasets import DataSettings
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import Formulation, formulation_from_description
 from colorcnn.models import create_model
 from colorcnn.models.folding import fold_batch_norm
@@ -118,7 +118,7 @@ def load_model(
     ('colorize', 32, 32)
     """
     if prefer not in ("best", "last"):
-        raise ColorcnnError(f"prefer must be 'best' or 'last', got {prefer!r}")
+        raise SettingError(f"`prefer` must be 'best' or 'last', got {prefer!r}")
     target_device = resolve_device(device)
     checkpoint = None
     if Path(source).suffix.lower() == ".onnx":

@@ -1,40 +1,38 @@
-"""Settings of a training run; stored as config.json in the run folder and in checkpoints."""
+"""Settings of a training run, stored as config.json in the run folder and in checkpoints,
+and the rules by which a run continues from its last checkpoint."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from colorcnn.color.abbins import ANNEALED_T, positive_temperature
 from colorcnn.color.palette import DEFAULT_NUM_COLOURS
 from colorcnn.data.datasets import DataSettings
-from colorcnn.data.photos import DEFAULT_CROP, DEFAULT_CROPS_PER_PHOTO
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import check_target, default_target, list_formulations
 from colorcnn.formulations.colour import REGRESSION_LOSSES
 from colorcnn.formulations.superres import check_scale
+from colorcnn.trained.checkpoint import Checkpoint, load_checkpoint
 
 TASKS = ("colorize", "superres")
 # Hundreds of ab bins as the width of the course's last layers would cost 30 times the rest
 # of the network; above this many outputs the last layers keep this width instead.
 WIDE_OUTPUT_COLOUR_WIDTH = 32
+# What continuing a run may change; every other setting is the run's own. `data` is the
+# folder its images now lie in (the other data settings stay), `out` where the run now lies.
+RESUMABLE = ("epochs", "data", "device", "out")
 
 
 @dataclass
 class TrainConfig:
     model: str = "unet"  # a registered model name (`colorcnn models`)
-    data: str | None = None  # folder of CIFAR-10; None downloads the official archive
-    category: str = "horse"  # class name or index, or "all"
-    dataset: str = "cifar10"  # "cifar10", "photos" (random crops of a photo folder) or
-    # "photos+cifar10" (those crops plus CIFAR-10 images of every class)
-    crop_size: int = DEFAULT_CROP  # photos: crop side in pixels
-    crops_per_photo: int = DEFAULT_CROPS_PER_PHOTO  # photos: random crops per training photo
-    cifar_data: str | None = None  # photos+cifar10: CIFAR-10 folder; None = official download
-    cifar_images: int = 5000  # photos+cifar10: CIFAR-10 training images added to the crops
+    data: DataSettings = field(default_factory=DataSettings)  # where the images come from
+    # and which of them; its seed is the run's one seed (the data, the palette, the weights)
     epochs: int = 25  # the course trains for 25
     batch_size: int = 100
     lr: float = 0.001  # Adam's learning rate
-    seed: int = 0  # seeds the data shuffle, the palette's k-means and the weights
     kernel: int = 3  # convolution kernel size
     num_filters: int | None = None  # NF; None keeps the model variant's own
     num_colours: int = DEFAULT_NUM_COLOURS  # palette size K
@@ -60,84 +58,147 @@ class TrainConfig:
     channels_last: bool = True  # NHWC activations: faster convolutions (benchmarks/speed.py)
 
     def __post_init__(self) -> None:
-        if self.data is not None:  # runs can be resumed and evaluated from anywhere
-            self.data = str(Path(self.data).expanduser().absolute())
-        if self.cifar_data is not None:
-            self.cifar_data = str(Path(self.cifar_data).expanduser().absolute())
+        if not isinstance(self.data, DataSettings):
+            raise TypeError(
+                f"data expects DataSettings, got {type(self.data).__name__}; for example "
+                "TrainConfig(data=DataSettings(data='path/to/cifar10', category='horse'))"
+            )
+        self.data = self.data.with_absolute_paths()  # runs resume and evaluate from anywhere
         if self.palette_file is not None:
             self.palette_file = str(Path(self.palette_file).expanduser().absolute())
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "kernel": self.kernel}
         positive["num_colours"] = self.num_colours
-        positive["crop_size"] = self.crop_size
-        positive["crops_per_photo"] = self.crops_per_photo
         if self.num_filters is not None:
             positive["num_filters"] = self.num_filters
         if self.colour_width is not None:
             positive["colour_width"] = self.colour_width
         for name, value in positive.items():
             if value < 1:
-                raise ColorcnnError(
-                    f"{name.replace('_', '-')} must be a positive integer, got {value}"
-                )
+                raise SettingError(f"`{name}` must be a positive integer, got {value}")
         if self.frozen_epochs < 0:
-            raise ColorcnnError(f"frozen-epochs must be 0 or more, got {self.frozen_epochs}")
+            raise SettingError(f"`frozen_epochs` must be 0 or more, got {self.frozen_epochs}")
         if not self.encoder_lr_scale > 0:
-            raise ColorcnnError(
-                f"encoder-lr-scale must be a positive number, got {self.encoder_lr_scale}"
+            raise SettingError(
+                f"`encoder_lr_scale` must be a positive number, got {self.encoder_lr_scale}"
             )
         if self.num_colours < 2:
-            raise ColorcnnError(f"num-colours must be at least 2, got {self.num_colours}")
+            raise SettingError(f"`num_colours` must be at least 2, got {self.num_colours}")
         if not self.lr > 0:
-            raise ColorcnnError(f"lr must be a positive number, got {self.lr}")
+            raise SettingError(f"`lr` must be a positive number, got {self.lr}")
         if self.target is not None:
             check_target(self.target)
         positive_temperature(self.temperature)
         if self.regression_loss not in REGRESSION_LOSSES:
-            raise ColorcnnError(
-                f"regression-loss must be one of {', '.join(REGRESSION_LOSSES)}, "
+            raise SettingError(
+                f"`regression_loss` must be one of {', '.join(REGRESSION_LOSSES)}, "
                 f"got {self.regression_loss!r}"
             )
         if self.task not in TASKS:
-            raise ColorcnnError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        target = self.target or default_target("classification", self.dataset, self.task)
+            raise SettingError(f"`task` must be one of {', '.join(TASKS)}, got {self.task!r}")
+        target = self.target or default_target("classification", self.data.dataset, self.task)
         superres_targets = list_formulations("superres")
         if (target in superres_targets) != (self.task == "superres"):
-            raise ColorcnnError(
-                f"--target {target} does not fit --task {self.task}; super-resolution "
+            raise SettingError(
+                f"`target` {target} does not fit `task` {self.task}; super-resolution "
                 f"targets are {', '.join(superres_targets)}"
             )
         if self.task == "superres":
             check_scale(self.scale)
         elif self.scale != 4:
-            raise ColorcnnError("--scale applies to --task superres only")
+            raise SettingError("`scale` applies to `task` superres only")
         if self.regression_loss != "huber" and target != "ab-regression":
-            raise ColorcnnError(
-                f"--regression-loss applies to --target ab-regression only, not {target}"
+            raise SettingError(
+                f"`regression_loss` applies to `target` ab-regression only, not {target}"
             )
         if self.temperature != ANNEALED_T and target != "ab-bins":
-            raise ColorcnnError(f"--temperature applies to --target ab-bins only, not {target}")
-        if self.dataset != "cifar10" and self.category != "horse":
-            raise ColorcnnError(
-                f"--category applies to the cifar10 dataset only, not {self.dataset}"
-            )
+            raise SettingError(f"`temperature` applies to `target` ab-bins only, not {target}")
         if self.picture_every < 0:
-            raise ColorcnnError(f"picture-every must be 0 or more, got {self.picture_every}")
+            raise SettingError(f"`picture_every` must be 0 or more, got {self.picture_every}")
+
+    @property
+    def seed(self) -> int:
+        """The run's one seed: the data's shuffle and crops, the palette's k-means, the
+        weights and the per-epoch orders all start from it (it lives in `data`)."""
+        return self.data.seed
 
     def resolved_colour_width(self, out_channels: int) -> int | None:
         if self.colour_width is not None:
             return self.colour_width
         return WIDE_OUTPUT_COLOUR_WIDTH if out_channels > WIDE_OUTPUT_COLOUR_WIDTH else None
 
-    def data_settings(self) -> DataSettings:
-        return DataSettings(
-            self.data, self.category, self.seed, self.dataset, self.crop_size,
-            self.crops_per_photo, self.cifar_data, self.cifar_images,
-        )  # fmt: skip
-
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self)  # the data settings nested under "data"
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        """Settings from `to_dict`, or from the flat dicts of earlier versions (their
+        config.json and checkpoints held the data settings among the others), so that
+        their runs still resume. Names no longer known are left out."""
+        data = values.get("data")
+        if not isinstance(data, dict):  # flat: "data" is the folder, beside the others
+            data = values
+        data_names = {setting.name for setting in fields(DataSettings)}
+        names = {setting.name for setting in fields(cls)} - {"data"}
+        return cls(
+            data=DataSettings(**{key: value for key, value in data.items() if key in data_names}),
+            **{key: value for key, value in values.items() if key in names},
+        )
+
+
+def read_last_checkpoint(run_folder: str | Path, parameter: str = "run_folder") -> Checkpoint:
+    """The `last` checkpoint of a run folder, which a resumed run continues from;
+    `parameter` names the argument that gave the folder, for the message."""
+    if not Path(run_folder).is_dir():
+        raise SettingError(
+            f"`{parameter}` expects a run folder made by `colorcnn train` or fit(), "
+            f"got {run_folder}"
+        )
+    return load_checkpoint(run_folder, prefer="last")
+
+
+def continued_config(
+    info: dict,
+    run_folder: str | Path,
+    epochs: int | None = None,
+    data: str | None = None,
+    device: str | None = None,
+) -> TrainConfig:
+    """The settings a run continues with, from its last checkpoint's description `info`:
+    the run's own, but for those of RESUMABLE that are given."""
+    try:
+        saved = TrainConfig.from_dict(info["train_config"])
+        done = info["epoch"] + 1
+    except (KeyError, TypeError) as error:
+        raise ColorcnnError(
+            f"{run_folder}: the last checkpoint cannot be resumed (its description lacks {error})"
+        ) from error
+    budget = saved.epochs if epochs is None else epochs
+    if budget <= done:
+        asked = "" if epochs is None else f", got {epochs}"
+        raise SettingError(
+            f"{run_folder} has trained {done} epochs (of {saved.epochs} planned); expected "
+            f"`epochs` above {done} to continue it{asked}"
+        )
+    changes: dict = {"epochs": budget, "out": str(run_folder)}
+    if device is not None:
+        changes["device"] = device
+    if data is not None:
+        changes["data"] = dataclasses.replace(saved.data, data=data)
+    return dataclasses.replace(saved, **changes)
+
+
+def resumed_config(
+    run_folder: str | Path,
+    *,
+    epochs: int | None = None,
+    data: str | None = None,
+    device: str | None = None,
+) -> TrainConfig:
+    """The settings to continue the run in `run_folder` with, to pass to
+    fit(config, resume=True): the run's own, but for those given: the epochs to train in
+    all (None: the run's own budget), the folder its images now lie in, the device.
+    For example, fit(resumed_config("runs/unet", epochs=40), resume=True) trains the run
+    in runs/unet on to 40 epochs.
+    """
+    checkpoint = read_last_checkpoint(run_folder)
+    return continued_config(checkpoint.info, run_folder, epochs, data, device)

@@ -7,12 +7,12 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.files import write_json
 from colorcnn.training.config import TrainConfig
 from colorcnn.training.loop import fit
 
-# The settings the course asks about, and how their values are read.
+# The settings the course asks about (TrainConfig's names), and how their values are read.
 SWEEPABLE: dict[str, Callable[[str], int | float]] = {
     "epochs": int,
     "batch_size": int,
@@ -22,18 +22,19 @@ SWEEPABLE: dict[str, Callable[[str], int | float]] = {
 }
 
 
-def parse_values(setting: str, text: str) -> list[int | float]:
+def parse_values(setting: str, values: str) -> list[int | float]:
+    """The numbers in `values` ("32,64,128") as `setting` reads them."""
     if setting not in SWEEPABLE:
         raise ColorcnnError(f"cannot sweep {setting!r}; expected one of {', '.join(SWEEPABLE)}")
     try:
-        values = [SWEEPABLE[setting](part) for part in text.split(",") if part.strip()]
+        parsed = [SWEEPABLE[setting](part) for part in values.split(",") if part.strip()]
     except ValueError:
-        raise ColorcnnError(
-            f"VALUES for {setting} expects numbers separated by commas, got {text!r}"
+        raise SettingError(
+            f"`values` for {setting} expects numbers separated by commas, got {values!r}"
         ) from None
-    if not values or len(set(values)) != len(values):
-        raise ColorcnnError(f"VALUES expects distinct numbers, got {text!r}")
-    return values
+    if not parsed or len(set(parsed)) != len(parsed):
+        raise SettingError(f"`values` expects distinct numbers, got {values!r}")
+    return parsed
 
 
 def _finished_epochs(folder: Path) -> int:
