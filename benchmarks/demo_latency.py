@@ -73,14 +73,15 @@ def _check(photo: Path, answer) -> bool:
         return result.size == grey.size and same_light and coloured and photo.name in message
 
 
-def _start_server(concurrency: int, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(log: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`colorcnn serve` with `options` on a free local port, once its page answers; its
+    output goes to `log`."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with open(log, "w") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port),
-             "--concurrency", str(concurrency)],
+            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port), *options],
             stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "GRADIO_TEMP_DIR": str(log.parent / "gradio")},
         )  # fmt: skip
@@ -100,7 +101,7 @@ def _start_server(concurrency: int, log: Path) -> tuple[subprocess.Popen, str]:
 def measure(concurrency: int, photos: list[Path], work: Path) -> dict:
     from gradio_client import Client, handle_file
 
-    server, url = _start_server(concurrency, work / f"serve-{concurrency}.log")
+    server, url = start_server(work / f"serve-{concurrency}.log", "--concurrency", str(concurrency))
     try:
         client = Client(url, verbose=False, download_files=str(work / f"answers-{concurrency}"))
 

@@ -79,3 +79,19 @@ def cifar10_image_folder() -> Path:
     if not (folder / "train").is_dir():
         pytest.skip(f"CIFAR-10 image folder not found at {folder} (set COLORCNN_DATA_ROOT)")
     return folder
+
+
+def save_hinted_run(folder: Path, network, args: dict, palette) -> Path:
+    """A run folder whose best checkpoint is `network` (a `cnn` built with `args`) with an
+    ab-regression formulation that takes colour hints, as training would describe it."""
+    from colorcnn.formulations import build_formulation
+    from colorcnn.trained.checkpoint import save_checkpoint
+
+    formulation = build_formulation("ab-regression", palette, hints=True)
+    info = {
+        "model": "cnn", "model_args": args, "objective": "classification",
+        "formulation": formulation.describe(), "palette": palette.tolist(),
+        "data": {"dataset": "photos", "crop_size": 64}, "epoch": 0, "working_size": 64,
+    }  # fmt: skip
+    save_checkpoint(folder / "checkpoints" / "best", network, info)
+    return folder

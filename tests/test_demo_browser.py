@@ -1,5 +1,6 @@
 """The web demo end to end: `colorcnn serve` in a subprocess, driven by a real headless
-Chromium through Playwright, and by ten concurrent API clients.
+Chromium through Playwright, and by ten concurrent API clients. A second server runs a
+small model that takes colour hints (tests/test_demo_hints.py), to place them in the page.
 
 Needs the demo extra (Gradio), Playwright's Python package and a Chromium on the machine
 (Debian: `apt-get install chromium`; Playwright never downloads a browser here). Without
@@ -11,12 +12,14 @@ them these tests skip, saying what is missing, unless COLORCNN_REQUIRE_BROWSER=1
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,9 +27,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_demo_hints import HINT_BLUE, in_gamut_photo, lab, save_hint_following_model
 
+from colorcnn.color.hints import Hint
 from colorcnn.color.spaces import rgb_to_lab
 from colorcnn.inference.colorize import sample_photos
+from colorcnn.inference.hints import read_hints_file
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("COLORCNN_ARTIFACTS", REPOSITORY / "test-artifacts"))
@@ -75,19 +81,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    """`colorcnn serve` on a free local port, as a user starts it."""
+def _serve(folder: Path, *arguments: str) -> Iterator[str]:
+    """`colorcnn serve` on a free local port, as a user starts it; its address while it
+    runs. It must stop on SIGTERM and leave nothing in its temporary folder."""
     _need_gradio()
     port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    temporary = log.parent / "tmp"  # the server's own temporary folder, checked at the end
+    log = folder / "serve.log"
+    temporary = folder / "tmp"  # the server's own temporary folder, checked at the end
     temporary.mkdir()
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(log.parent / "gradio"), "TMPDIR": str(temporary)}
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(folder / "gradio"), "TMPDIR": str(temporary)}
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port),
-             "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-pixels", str(PIXEL_LIMIT)],
+            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port), *arguments],
             stdout=output, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
@@ -113,36 +118,62 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def browser(server: str):
-    """Headless Chromium; every request it makes beyond the local server is recorded."""
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """The demo with its default model, and limits tighter than the defaults."""
+    yield from _serve(
+        tmp_path_factory.mktemp("serve"),
+        "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-pixels", str(PIXEL_LIMIT),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hints_server(tmp_path_factory: pytest.TempPathFactory):
+    """The demo with a model that takes colour hints (tests/test_demo_hints.py)."""
+    model = save_hint_following_model(tmp_path_factory.mktemp("hint-model"))
+    yield from _serve(tmp_path_factory.mktemp("serve-hints"), "--model", str(model))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium."""
     _need_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        context = chromium.new_context(viewport={"width": 1280, "height": 860})
-        context.outside_requests = []
-        context.on(
-            "request",
-            lambda request: (
-                None
-                if request.url.startswith((server, "data:", "blob:"))
-                else context.outside_requests.append(request.url)
-            ),
-        )
-        yield context
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
 
 
-@pytest.fixture
-def page(browser, server: str):
-    """The demo, freshly loaded."""
-    page = browser.new_page()
+def _open_demo(chromium, server: str) -> Iterator:
+    """The demo, freshly loaded in a browser context of its own; every request it makes
+    beyond the local server is recorded, and there must be none."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+    outside_requests = []
+    context.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith((server, "data:", "blob:"))
+            else outside_requests.append(request.url)
+        ),
+    )
+    page = context.new_page()
     page.goto(server)
     page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
     yield page
-    page.close()
-    assert browser.outside_requests == []  # nothing but the local server was asked
+    context.close()
+    assert outside_requests == []  # nothing but the local server was asked
+
+
+@pytest.fixture
+def page(chromium, server: str):
+    yield from _open_demo(chromium, server)
+
+
+@pytest.fixture
+def hints_page(chromium, hints_server: str):
+    yield from _open_demo(chromium, hints_server)
 
 
 def _chroma(image: Image.Image) -> float:
@@ -284,6 +315,105 @@ def test_uploads_over_the_limits_are_refused_in_the_page(page, tmp_path: Path):
     page.set_input_files("#upload input[type=file]", str(wide))
     status = _wait_for_status(page, "Could not colourize")
     assert "wide.png is 2000x2000 px (4.0 MP); this demo accepts at most 3.0 MP" in status
+
+
+def test_a_model_without_hints_says_so_in_the_hints_tab(page):
+    page.locator(".gallery").get_by_text(sample_photos()[0].name).click()
+    _wait_for_status(page, "Colourized")
+    page.get_by_role("tab", name="Colour hints").click()
+    note = page.locator("#hint-note")
+    note.get_by_text("trained without colour hints").wait_for(timeout=30_000)
+    assert not page.locator("#hint-picture").is_visible()
+
+
+def _download(page, selector: str) -> Path:
+    with page.expect_download() as pending:
+        page.locator(selector).click()
+    return Path(pending.value.path())
+
+
+def _chosen_point(page) -> tuple[int, int, str]:
+    """x, y and colour of the point chosen in the list ("1: (x, y) #rrggbb")."""
+    label = page.locator("#hint-points input").input_value()
+    match = re.fullmatch(r"\d+: \((\d+), (\d+)\) (#[0-9a-f]{6})", label)
+    assert match, f"the chosen point reads {label!r}"
+    return int(match[1]), int(match[2]), match[3]
+
+
+def _click_picture(picture, across: float, down: float) -> None:
+    """Click at a fraction of the way across and down the picture as drawn: in the middle
+    of its element's box, shrunk to fit but never enlarged (object-fit: scale-down)."""
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()
+    width, height = picture.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+    scale = min(box["width"] / width, box["height"] / height, 1.0)
+    left, top = (box["width"] - width * scale) / 2, (box["height"] - height * scale) / 2
+    picture.click(position={"x": left + width * scale * across, "y": top + height * scale * down})
+
+
+def test_a_hint_placed_on_the_picture_colours_the_photo_there(hints_page, tmp_path: Path):
+    page = hints_page
+    photo = in_gamut_photo(tmp_path, 360, 480, "portrait.png")  # narrower than its frame
+    page.set_input_files("#upload input[type=file]", str(photo))
+    _wait_for_status(page, "Colourized portrait.png (360x480 px) with cnn")
+    page.get_by_role("tab", name="Colour hints").click()
+    picture = page.locator("#hint-picture img")
+    picture.wait_for(timeout=30_000)
+    _click_picture(picture, 0.3, 0.6)
+    message = _wait_for_status(page, "and 1 colour hint in").splitlines()[-1]
+    x, y, start = _chosen_point(page)
+    # A click beside the picture, in its frame, places nothing.
+    frame, box = page.locator("#hint-picture").bounding_box(), picture.bounding_box()
+    assert box["x"] - frame["x"] > 20
+    page.locator("#hint-picture").click(position={"x": 10, "y": frame["height"] / 2})
+    page.wait_for_timeout(1000)
+    assert page.inner_text("#status").endswith(message)  # the one before, above its timer
+    assert _chosen_point(page) == (x, y, start)
+    # The page shows the photo at its own size, but smaller: the point is in its pixels.
+    assert abs(x - 0.3 * 360) <= 2 and abs(y - 0.6 * 480) <= 2
+    red, green, blue = (int(start[index : index + 2], 16) for index in (1, 3, 5))
+    assert max(red, green, blue) - min(red, green, blue) <= 2  # the model's own: grey here
+
+    page.locator("#hint-colour button.dialog-button").click()
+    colour_field = page.locator("#hint-colour input[type=text]")
+    colour_field.fill(HINT_BLUE)
+    colour_field.press("Enter")
+    page.wait_for_function(
+        "colour => document.querySelector('#hint-points input').value.endsWith(colour)",
+        arg=HINT_BLUE, timeout=30_000,
+    )  # fmt: skip
+    page.mouse.click(5, 5)  # closes the colour picker
+    # With "a click moves the chosen point", the point moves and keeps its colour.
+    page.locator("#hint-move input").check()
+    _click_picture(picture, 0.7, 0.2)
+    page.wait_for_function(
+        "place => !document.querySelector('#hint-points input').value.startsWith(place)",
+        arg=f"1: ({x}, {y})", timeout=30_000,
+    )  # fmt: skip
+    old_x, old_y = x, y
+    x, y, colour = _chosen_point(page)
+    assert colour == HINT_BLUE and abs(x - 0.7 * 360) <= 2 and abs(y - 0.2 * 480) <= 2
+    with Image.open(photo) as grey, Image.open(_download(page, "#download")) as result:
+        photo_lab, result_lab = lab(grey), lab(result)
+    hint_ab = Hint(x, y, HINT_BLUE).ab().numpy()
+    np.testing.assert_allclose(result_lab[1:, y, x], hint_ab, atol=2.0)  # blue there
+    assert np.hypot(*result_lab[1:, old_y, old_x]) < 1.0  # and grey where it was
+    np.testing.assert_allclose(result_lab[0], photo_lab[0], atol=1.0)  # the photo's lightness
+    # One point, moved: the hints file holds it where it is now.
+    assert read_hints_file(_download(page, "#hints-download")) == [Hint(x, y, HINT_BLUE)]
+    # The point is marked on the picture in its colour.
+    with urllib.request.urlopen(picture.get_attribute("src")) as response:
+        marked = lab(Image.open(response))
+    shown_x, shown_y = (round(value * marked.shape[2] / 360) for value in (x, y))
+    np.testing.assert_allclose(marked[1:, shown_y, shown_x], hint_ab, atol=4.0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo-hints.png"), full_page=True)
+
+    page.locator("#hint-clear").click()
+    page.wait_for_function("() => !document.querySelector('#hint-points input').value")
+    assert "colour hint" not in page.inner_text("#status")
+    with Image.open(_download(page, "#download")) as result:
+        assert np.hypot(*lab(result)[1:]).max() < 1.0
 
 
 def _megapixel_photos(folder: Path, count: int) -> list[tuple[Path, tuple[int, int]]]:

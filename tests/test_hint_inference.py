@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import save_hinted_run
 
 import colorcnn
 from colorcnn.color.hints import HINT_CHANNELS, Hint
 from colorcnn.errors import ColorcnnError
-from colorcnn.formulations import build_formulation
 from colorcnn.inference import Colorizer
 from colorcnn.inference.hints import (
     parse_hint_text,
@@ -21,7 +21,6 @@ from colorcnn.inference.hints import (
     write_hints_file,
 )
 from colorcnn.models import create_model
-from colorcnn.trained.checkpoint import save_checkpoint
 
 PALETTE = torch.linspace(0, 0.99, 18).reshape(6, 3)
 # The module, not the function `colorcnn.inference.colorize` that shadows it as an attribute.
@@ -75,18 +74,11 @@ def test_short_hint_texts_and_sidecars() -> None:
 @pytest.fixture(scope="module")
 def hinted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small CNN that takes hints (untrained: hints only have to reach it)."""
-    folder = tmp_path_factory.mktemp("hinted")
-    formulation = build_formulation("ab-regression", PALETTE, hints=True)
     torch.manual_seed(0)
     args = {"num_filters": 8, "in_channels": 1 + HINT_CHANNELS, "out_channels": 2}
-    network = create_model("cnn", **args)
-    info = {
-        "model": "cnn", "model_args": args, "objective": "classification",
-        "formulation": formulation.describe(), "palette": PALETTE.tolist(),
-        "data": {"dataset": "photos", "crop_size": 64}, "epoch": 0, "working_size": 64,
-    }  # fmt: skip
-    save_checkpoint(folder / "checkpoints" / "best", network, info)
-    return folder
+    return save_hinted_run(
+        tmp_path_factory.mktemp("hinted"), create_model("cnn", **args), args, PALETTE
+    )
 
 
 def _grey_picture() -> np.ndarray:
@@ -121,3 +113,76 @@ def test_bad_hints_for_the_image_or_the_model_are_refused(hinted_run: Path) -> N
         colorizer.colorize(_grey_picture(), hints=[Hint(80, 3, "#ffffff")])
     with pytest.raises(ColorcnnError, match="was trained without colour hints"):
         colorcnn.colorize(_grey_picture(), "cifar-horse-unet", hints=[Hint(1, 1, "#ffffff")])
+
+
+def _write_grey(path: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(_grey_picture()).save(path)
+    return path
+
+
+def test_colorize_takes_hint_points_a_file_and_sidecars(hinted_run: Path, tmp_path, capsys):
+    from colorcnn.cli import main
+
+    photo = _write_grey(tmp_path / "photo.png")
+    out = tmp_path / "out.png"
+    assert main(["colorize", str(photo), "-m", str(hinted_run), "--hint", "10,5,#c03020",
+                 "--hint", "60,40,#2040c0,8", "-o", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert out.is_file() and "1 with colour hints" in capsys.readouterr().out
+    hints = tmp_path / "hints.json"
+    hints.write_text('[{"x": 10, "y": 5, "color": "#c03020"}]')
+    assert main(["colorize", str(photo), "-m", str(hinted_run), "--hints", str(hints),
+                 "-o", str(out), "--overwrite", "--no-progress"]) == 0  # fmt: skip
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    _write_grey(folder / "a.png")
+    _write_grey(folder / "b.png")
+    (folder / "a.hints.json").write_text('[{"x": 3, "y": 4, "color": "#30c020"}]')
+    capsys.readouterr()
+    assert main(["colorize", str(folder), "-m", str(hinted_run), "-o", str(tmp_path / "o"),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert "Colourized 2 of 2 image(s)" in (line := capsys.readouterr().out)
+    assert "1 with colour hints" in line
+
+
+@pytest.mark.parametrize(
+    ("hint_args", "message"),
+    [
+        (["--hint", "80,5,#c03020"], "hint at (80, 5) is outside the 80x48 px image"),
+        (["--hint", "10,5,#c0302"], "colour '#c0302' is not a hex colour"),
+        (["--hints", "{bad json"], "is not valid JSON"),
+        (["--hints", "two inputs"], "--hints and --hint give points in one image's pixels"),
+    ],
+)
+def test_bad_hints_are_one_line_exit_1_and_nothing_written(
+    hinted_run: Path, tmp_path, capsys, hint_args: list[str], message: str
+) -> None:
+    from colorcnn.cli import main
+
+    photo = _write_grey(tmp_path / "photo.png")
+    inputs = [str(photo)]
+    if hint_args[0] == "--hints":
+        hints = tmp_path / "hints.json"
+        if hint_args[1] == "two inputs":
+            hints.write_text('[{"x": 1, "y": 1, "color": "#c03020"}]')
+            inputs.append(str(_write_grey(tmp_path / "second.png")))
+        else:
+            hints.write_text(hint_args[1])
+        hint_args = ["--hints", str(hints)]
+    out = tmp_path / "out"
+    assert main(["colorize", *inputs, "-m", str(hinted_run), *hint_args, "-o", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error, error
+    assert not out.exists()
+
+
+def test_a_model_without_hints_refuses_them_before_writing(tmp_path, capsys) -> None:
+    from colorcnn.cli import main
+
+    photo = _write_grey(tmp_path / "photo.png")
+    out = tmp_path / "out.png"
+    assert main(["colorize", str(photo), "-m", "cifar-horse-unet", "--hint", "1,1,#ffffff",
+                 "-o", str(out)]) == 1  # fmt: skip
+    assert "was trained without colour hints" in capsys.readouterr().err
+    assert not out.exists()

@@ -224,6 +224,22 @@ def train(
             help="Pretrained-encoder models: the encoder's learning rate as a share of --lr.",
         ),
     ] = TrainConfig.encoder_lr_scale,
+    hints: Annotated[
+        bool,
+        typer.Option(
+            help="ab-bins, ab-regression: take colour hints, trained on hints simulated from "
+            "the truth (Zhang et al. 2017); without hints the model colourizes on its own."
+        ),
+    ] = TrainConfig.hints,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            "--init-from",
+            help="Start from this trained model's weights (a shipped name, a run folder or a "
+            "checkpoint of the same architecture); layers it lacks, such as hint inputs, "
+            "start at zero.",
+        ),
+    ] = TrainConfig.init_from,
     shuffle_each_epoch: Annotated[
         bool,
         typer.Option(help="Reshuffle the training set every epoch (the course does not)."),
@@ -297,6 +313,7 @@ def train(
             colour_width=colour_width, target=target, task=task, scale=scale,
             temperature=temperature, regression_loss=regression_loss,
             frozen_epochs=frozen_epochs, encoder_lr_scale=encoder_lr_scale, rebalance=rebalance,
+            hints=hints, init_from=init_from,
             out=str(run_dir), shuffle_each_epoch=shuffle_each_epoch, picture_every=picture_every,
             device=device, deterministic=deterministic, channels_last=channels_last,
         )  # fmt: skip
@@ -508,10 +525,26 @@ def colorize(
     backend: Annotated[
         str, typer.Option("--backend", help="torch, or onnx for a file from `colorcnn export`.")
     ] = "torch",
+    hints_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--hints",
+            help='Colour hints for one input, a JSON list like [{"x": 120, "y": 45, '
+            '"color": "#c03020"}]: x and y in the image\'s own pixels from its top left, '
+            'an optional "size" in pixels. Only a hint\'s chroma is used; the lightness '
+            "stays the photo's. With many inputs, NAME.hints.json beside an image applies "
+            "to it.",
+        ),
+    ] = None,
+    hint: Annotated[
+        list[str] | None,
+        typer.Option("--hint", help="One colour hint as x,y,#colour[,size]; repeatable."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Colourize grey photos of any size: the output keeps the input's size, detail and
-    brightness; only the chroma comes from the network.
+    brightness; only the chroma comes from the network, guided by colour hints where you
+    give them.
 
     Examples:
 
@@ -519,9 +552,12 @@ def colorize(
     colorcnn colorize --sample -o colorized
     colorcnn colorize old_photo.jpg -o colorized
     colorcnn colorize scans/ --recursive -m runs/photo --size 192
+    colorcnn colorize jacket.jpg --hint 120,45,#c03020 -o jacket_colour.jpg
+    colorcnn colorize photo.jpg --hints hints.json -o out.jpg
     ```
     """
     from colorcnn.inference.colorize import Colorizer, sample_photos
+    from colorcnn.inference.hints import hints_for_images
 
     inputs = list(inputs or [])
     if sample:
@@ -531,13 +567,19 @@ def colorize(
 
     planned = _plan(inputs, output, recursive)  # bad inputs or -o fail before the model loads
     Colorizer.check_size(size)  # before the model loads
+    # Every hint is read and checked before anything is written.
+    hints = hints_for_images([job.source for job in planned[0]], hints_file, hint)
     colorizer = Colorizer.load(model, backend, chroma_gain)
     colorizer.check_temperature(temperature)
+    if hints:
+        colorizer.check_hints(next(iter(hints.values())))
     _process_inputs(
         planned, output,
-        lambda loaded: colorizer.colorize_loaded(loaded, size, temperature),
+        lambda loaded, source: colorizer.colorize_loaded(
+            loaded, size, temperature, hints.get(source)
+        ),
         overwrite=overwrite, progress=progress, doing="Colourizing", verb="Colourized",
-        how=f"with {colorizer.name}", note_colour=True,
+        how=f"with {colorizer.name}", note_colour=True, guided=set(hints),
     )  # fmt: skip
 
 
@@ -554,7 +596,7 @@ def _plan(inputs: list[str], output: Path, recursive: bool):
 def _process_inputs(
     planned: tuple[list, list],
     output: Path,
-    transform: Callable[[LoadedImage], Image.Image],
+    transform: Callable[[LoadedImage, Path], Image.Image],
     *,
     overwrite: bool,
     progress: bool,
@@ -562,6 +604,7 @@ def _process_inputs(
     verb: str,
     how: str,
     note_colour: bool = False,
+    guided: set[Path] | None = None,
 ) -> None:
     """Transform and write each planned file (one line per failure, the rest go on), then
     print one summary line; exit with 1 if any input failed."""
@@ -589,9 +632,12 @@ def _process_inputs(
             err=True,
         )
     failed = len(summary.failed) + len(missing)
+    done = set(summary.done)
+    hinted = sum(job.source in (guided or ()) and job.target in done for job in jobs)
     typer.echo(
         f"{verb} {len(summary.done)} of {len(jobs) + len(missing)} image(s) {how} in "
         f"{summary.seconds:.1f} s into {output}"
+        + (f"; {hinted} with colour hints" if guided else "")
         + (f"; {failed} failed" if failed else "")
         + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
     )
@@ -647,7 +693,7 @@ def upscale(
             f"{upscaler.scale}"
         )
     _process_inputs(
-        planned, output, lambda loaded: upscaler.upscale_loaded(loaded, progress),
+        planned, output, lambda loaded, _source: upscaler.upscale_loaded(loaded, progress),
         overwrite=overwrite,
         progress=progress, doing="Upscaling", verb="Upscaled",
         how=f"x{upscaler.scale} with {upscaler.name}",
@@ -1067,6 +1113,7 @@ def download(cache_dir: CacheDirOption = None) -> None:
 
 # The library's parameters whose flag is not their name in kebab case.
 _FLAGS = {
+    "hints_file": "--hints",
     "palette_file": "--palette",
     "run_folder": "--resume",
     "values": "VALUES",

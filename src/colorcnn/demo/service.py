@@ -1,34 +1,46 @@
 """What the web demo does with an upload, apart from the page: limits, models loaded once,
-the colourized picture, its full-resolution file and a message for a person.
+uploads decoded once, the colourized picture, its full-resolution file, colour hints (their
+file, and the points marked on the page's picture) and a message for a person.
 
 Kept free of Gradio so that it is tested directly and the page stays a thin layer.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
+from colorcnn.color.hints import Hint
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
 from colorcnn.files import IMAGE_SUFFIXES, atomic_path
 from colorcnn.inference.colorize import DEFAULT_MODEL, Colorizer
+from colorcnn.inference.hints import sidecar_path, write_hints_file
 from colorcnn.inference.images import LoadedImage, from_uint8, read_image, save_image, to_uint8
 from colorcnn.weights import shipped_models
 
 # Results of this many recent requests stay on disk for their download links; older ones
 # are deleted (Gradio's own copies are swept by age, see app.py).
 KEPT_RESULTS = 64
+# Decoded uploads kept in memory, in bytes of float32 pixels: every change of a colour hint
+# colourizes the same photo again, and decoding a large JPEG can cost more than the
+# network at its working size. 256 MB holds a 1 MP photo many times over; a photo larger
+# than this alone is decoded again each time instead.
+DECODED_UPLOADS_BYTES = 256 * 2**20
+# Points one request may carry: each is drawn on the picture and rendered for the network.
+MAX_HINTS = 64
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,32 @@ class DemoLimits:
             )
 
 
+@dataclass(frozen=True)
+class ResultView:
+    """A result as the page shows it, which is all the page keeps between requests: where
+    its colour picture is, and how that picture's pixels map onto the image's own."""
+
+    colour_file: Path  # the page's colour picture (JPEG), in the result's own folder
+    download: Path  # the result at full size (PNG), beside it
+    image_size: tuple[int, int]  # (width, height) of the upload, the hints' pixels
+    shown_size: tuple[int, int]  # (width, height) of the page's pictures
+
+    def image_pixel(self, shown_x: float, shown_y: float) -> tuple[int, int] | None:
+        """The image pixel under pixel (shown_x, shown_y) of the page's picture: the one
+        holding that pixel's centre. None outside the picture."""
+        (width, height), (shown_width, shown_height) = self.image_size, self.shown_size
+        if not (0 <= shown_x < shown_width and 0 <= shown_y < shown_height):
+            return None
+        x = min(width - 1, int((shown_x + 0.5) * width / shown_width))
+        y = min(height - 1, int((shown_y + 0.5) * height / shown_height))
+        return x, y
+
+    def shown_point(self, x: float, y: float) -> tuple[float, float]:
+        """Where image pixel (x, y) lies on the page's picture (pixel centres match)."""
+        (width, height), (shown_width, shown_height) = self.image_size, self.shown_size
+        return (x + 0.5) * shown_width / width - 0.5, (y + 0.5) * shown_height / height - 0.5
+
+
 @dataclass
 class DemoResult:
     grey: Image.Image  # what the network saw, for the page (perhaps scaled down)
@@ -60,6 +98,14 @@ class DemoResult:
     width: int
     height: int
     message: str  # one or two sentences for the page
+    hints: tuple[Hint, ...] = ()  # the colour hints it followed, in the image's pixels
+    hints_file: Path | None = None  # those hints as JSON (read_hints_file), if any
+
+    @property
+    def view(self) -> ResultView:
+        return ResultView(
+            self.shown_files[1], self.download, (self.width, self.height), self.colour.size
+        )
 
 
 # JPEG, which the page's pictures are written in, holds at most 65,535 px a side.
@@ -87,6 +133,81 @@ def _own_temperature(colorizer: Colorizer) -> float | None:
     return float(formulation.temperature) if formulation.name == "ab-bins" else None
 
 
+@dataclass
+class _DecodedUpload:
+    image: LoadedImage
+    grey: Image.Image | None = None  # the page's picture of a grey upload, once made
+    grey_file: Path | None = None  # that picture, once written
+
+    @property
+    def nbytes(self) -> int:
+        shown = 0 if self.grey is None else self.grey.width * self.grey.height * 3
+        return self.image.pixels.nbytes + shown
+
+
+class _DecodedUploads:
+    """The most recently used uploads, decoded, within a budget of bytes. An upload is
+    known by its path, modification time and size: Gradio stores each upload under a
+    path of its own."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[tuple[str, int, int], _DecodedUpload] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> _DecodedUpload:
+        status = path.stat()
+        key = (str(path), status.st_mtime_ns, status.st_size)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        # Decoded outside the lock, so that one large upload does not hold up the others;
+        # two first requests for one upload may both decode it, and the later one is kept.
+        upload = _DecodedUpload(read_image(path))
+        with self._lock:
+            self._entries[key] = upload
+            self._entries.move_to_end(key)
+            while self._entries and self._bytes() > self.budget_bytes:
+                self._entries.popitem(last=False)
+        return upload
+
+    def _bytes(self) -> int:
+        return sum(entry.nbytes for entry in self._entries.values())
+
+
+def _marker_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size)
+    except (OSError, ImportError, TypeError):  # before Pillow 10.1: its small bitmap font
+        return ImageFont.load_default()
+
+
+def draw_hint_markers(
+    picture: Image.Image, points: Sequence[tuple[float, float, str]], selected: int | None
+) -> Image.Image:
+    """`picture` with each point (x, y, "#colour"), in its pixels, marked by a dot of its
+    colour in a black and white ring, numbered from 1; the `selected` one (an index) in a
+    larger ring. Sizes follow the picture, so that the page shows them alike."""
+    marked = picture.convert("RGB")
+    draw = ImageDraw.Draw(marked)
+    radius = max(6, round(0.012 * max(marked.size)))
+    font = _marker_font(radius * 2)
+    for index, (x, y, colour) in enumerate(points):
+        if index == selected:
+            ring = radius * 2
+            draw.ellipse((x - ring, y - ring, x + ring, y + ring), outline="white", width=3)
+            draw.ellipse((x - ring + 3, y - ring + 3, x + ring - 3, y + ring - 3),
+                         outline="black", width=2)  # fmt: skip
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour,
+                     outline="white", width=max(2, radius // 3))  # fmt: skip
+        draw.ellipse((x - radius - 1, y - radius - 1, x + radius + 1, y + radius + 1),
+                     outline="black", width=1)  # fmt: skip
+        draw.text((x + radius + 2, y - radius - 2), str(index + 1), fill="white", font=font,
+                  anchor="lb", stroke_width=2, stroke_fill="black")  # fmt: skip
+    return marked
+
+
 class DemoService:
     """Colourizes uploads for the page; safe to call from several request threads."""
 
@@ -102,6 +223,7 @@ class DemoService:
         self._load_lock = threading.Lock()
         self._results_lock = threading.Lock()
         self._recent: deque[Path] = deque()
+        self._uploads = _DecodedUploads(DECODED_UPLOADS_BYTES)
         self.colorizer(self.default_model)  # a bad --model fails at start, not in the page
         # Made only once the model loaded, so that a failed start leaves nothing behind.
         self._owns_work_dir = work_dir is None
@@ -143,6 +265,10 @@ class DemoService:
     def describe(self, name: str) -> str:
         return self.colorizer(name).name
 
+    def takes_hints(self, name: str) -> bool:
+        """Whether the model was trained with colour hints (only those take them)."""
+        return self.colorizer(name).takes_hints
+
     # Uploads ------------------------------------------------------------------------------
 
     def check_upload(self, path: Path, shown_name: str) -> None:
@@ -169,19 +295,36 @@ class DemoService:
                 f"demo accepts at most {_pixel_count(self.limits.max_pixels)}"
             )
 
+    @staticmethod
+    def _check_hints(hints: Sequence[Hint], colorizer: Colorizer, image: LoadedImage) -> None:
+        """Refuse hints the model cannot take, too many of them, or one outside the image."""
+        colorizer.check_hints(list(hints))
+        if len(hints) > MAX_HINTS:
+            raise ColorcnnError(
+                f"{len(hints)} colour hints is too many; this demo takes at most {MAX_HINTS}"
+            )
+        for hint in hints:
+            hint.check_inside(image.width, image.height)
+
     def colorize_upload(
         self,
         path: str | Path,
         model: str | None = None,
         temperature: float | None = None,
         size: int | None = None,
+        hints: Sequence[Hint] = (),
     ) -> DemoResult:
-        """Colourize one uploaded file, at the working `size` (default: the model's own).
+        """Colourize one uploaded file, at the working `size` (default: the model's own),
+        guided by colour `hints` (in the image's own pixels) where the model takes them.
         Problems come back as a ColorcnnError whose message names the file as the person
-        called it, not by the server's temporary path."""
+        called it, not by the server's temporary path.
+
+        The decoded upload is kept (DECODED_UPLOADS_BYTES), so that colourizing it again
+        with other hints or settings costs the network and the writing only."""
         path = Path(path)
         shown_name = path.name
         model = model or self.default_model
+        hints = tuple(hints)
         try:
             self.check_upload(path, shown_name)
             colorizer = self.colorizer(model)
@@ -192,29 +335,79 @@ class DemoService:
                 temperature = own_temperature
             colorizer.check_temperature(temperature)
             start = time.perf_counter()
-            loaded = read_image(path)
-            colour = colorizer.colorize_loaded(loaded, size, temperature)
+            upload = self._uploads.get(path)
+            loaded = upload.image
+            self._check_hints(hints, colorizer, loaded)
+            colour = colorizer.colorize_loaded(loaded, size, temperature, list(hints) or None)
             seconds = time.perf_counter() - start
-            grey, shown = self._for_display(loaded, colour)
-            download, shown_files = self._keep(colour, grey, shown, path.stem)
+            grey, shown = self._for_display(upload, colour)
+            folder = self._new_result_folder()
+            download, shown_files = self._keep(folder, colour, grey, shown, path.stem, upload)
+            hints_file = None
+            if hints:
+                hints_file = sidecar_path(folder / path.name)
+                write_hints_file(hints_file, list(hints))
         except ColorcnnError as error:
             raise ColorcnnError(str(error).replace(str(path), shown_name)) from None
         at = "" if temperature is None else f" at temperature {temperature:g}"
+        guided = f" and {len(hints)} colour hint{'s' if len(hints) > 1 else ''}" if hints else ""
         message = (
             f"Colourized {shown_name} ({loaded.width}x{loaded.height} px) with "
-            f"{colorizer.name}{at} in {seconds:.2f} s."
+            f"{colorizer.name}{at}{guided} in {seconds:.2f} s."
         )
         if loaded.was_colour:
             message += " The upload had colour; it was made grey first."
         if shown.size != colour.size:
             message += f" Shown at {shown.width}x{shown.height}; the download is full size."
-        return DemoResult(grey, shown, download, shown_files, loaded.width, loaded.height, message)
+        return DemoResult(
+            grey, shown, download, shown_files, loaded.width, loaded.height, message, hints,
+            hints_file,
+        )  # fmt: skip
+
+    def colour_at(self, view: ResultView, x: int, y: int) -> str:
+        """The result's colour ("#rrggbb") at image pixel (x, y): the colour a new hint
+        there starts from. Read from the full-size result, which is exact where the page's
+        JPEG is not; for a 1 MP photo that takes a hundredth of a second."""
+        try:
+            with Image.open(view.download) as result:
+                red, green, blue = result.getpixel((int(x), int(y)))[:3]
+        except OSError:
+            raise _expired_result() from None
+        except IndexError:  # from getpixel
+            raise ColorcnnError(
+                f"point ({x}, {y}) is outside the {view.image_size[0]}x{view.image_size[1]} "
+                "px image"
+            ) from None
+        return f"#{red:02x}{green:02x}{blue:02x}"
+
+    def mark_hints(
+        self, view: ResultView, hints: Sequence[Hint], selected: int | None = None
+    ) -> Path:
+        """The page's colour picture with `hints` marked on it (draw_hint_markers), written
+        beside it (without hints, the picture itself). Choosing another point marks the
+        same result again; the result itself is not written again."""
+        if not hints:
+            return view.colour_file
+        target = view.colour_file.with_name("hints.jpg")
+        points = [(*view.shown_point(hint.x, hint.y), hint.hex) for hint in hints]
+        try:
+            with Image.open(view.colour_file) as picture:
+                marked = draw_hint_markers(picture, points, selected)
+            with atomic_path(target) as temporary:
+                marked.save(temporary, format="JPEG", quality=95, subsampling=0)
+        except FileNotFoundError:
+            raise _expired_result() from None
+        except (OSError, ValueError) as error:
+            raise ColorcnnError(f"cannot write the page's picture ({error})") from None
+        return target
 
     def _for_display(
-        self, loaded: LoadedImage, colour: Image.Image
+        self, upload: _DecodedUpload, colour: Image.Image
     ) -> tuple[Image.Image, Image.Image]:
         """The grey the network saw and the result, scaled down to at most
-        `display_pixels`."""
+        `display_pixels`. A grey upload's grey picture is made once: it is the same
+        whatever the result."""
+        loaded = upload.image
         scale = min(
             1.0,
             (self.limits.display_pixels / (loaded.width * loaded.height)) ** 0.5,
@@ -225,38 +418,66 @@ class DemoService:
         if shown.size != size:
             shown = shown.resize(size, Image.Resampling.LANCZOS)
         if loaded.pixels.shape[2] == 1:  # a grey upload: show it as it came
-            grey = _on_white(loaded.to_uint8_pil(), loaded.alpha)
-            if grey.size != size:
-                grey = grey.resize(size, Image.Resampling.LANCZOS)
-            return grey, shown
+            if upload.grey is None:
+                grey = _on_white(loaded.to_uint8_pil(), loaded.alpha)
+                upload.grey = (
+                    grey if grey.size == size else grey.resize(size, Image.Resampling.LANCZOS)
+                )
+            return upload.grey, shown
         # A colour upload: the result's own lightness without its chroma.
         lightness = rgb_to_lab(from_uint8(shown))[:, :1]
         grey = join_lightness_and_ab(lightness, torch.zeros_like(lightness).expand(-1, 2, -1, -1))
         return Image.fromarray(to_uint8(grey[0])), shown
 
-    def _keep(
-        self, colour: Image.Image, grey: Image.Image, shown: Image.Image, stem: str
-    ) -> tuple[Path, tuple[Path, Path]]:
-        """Write the full-size PNG and the page's two pictures into a folder of their own.
-        Writes are atomic: a download never sees half a file. The page's pictures are
-        JPEG at quality 95 without chroma subsampling: about 30 times faster to encode
-        than PNG, which the page would otherwise make of them at every request."""
+    def _new_result_folder(self) -> Path:
         folder = self.work_dir / uuid.uuid4().hex
         with self._results_lock:  # listed first, so that a failed write is pruned too
             self._recent.append(folder)
             while len(self._recent) > KEPT_RESULTS:
                 shutil.rmtree(self._recent.popleft(), ignore_errors=True)
+        return folder
+
+    def _keep(
+        self,
+        folder: Path,
+        colour: Image.Image,
+        grey: Image.Image,
+        shown: Image.Image,
+        stem: str,
+        upload: _DecodedUpload,
+    ) -> tuple[Path, tuple[Path, Path]]:
+        """Write the full-size PNG and the page's two pictures into `folder`. Writes are
+        atomic: a download never sees half a file. The page's pictures are JPEG at
+        quality 95 without chroma subsampling: about 30 times faster to encode than PNG,
+        which the page would otherwise make of them at every request. A grey upload's
+        grey picture is written once and linked into later results' folders."""
         download = folder / f"{stem}-colorized.png"
         save_image(colour, download, fast=True)
-        shown_files = (folder / "grey.jpg", folder / "colour.jpg")
-        for picture, target in zip((grey, shown), shown_files, strict=True):
+        grey_file, colour_file = folder / "grey.jpg", folder / "colour.jpg"
+        linked = False
+        if grey is upload.grey and upload.grey_file is not None:
+            try:
+                os.link(upload.grey_file, grey_file)
+                linked = True
+            except OSError:  # gone with its folder, or a file system without links
+                pass
+        pictures = [(shown, colour_file)] if linked else [(grey, grey_file), (shown, colour_file)]
+        for picture, target in pictures:
             try:
                 with atomic_path(target) as temporary:
                     picture.save(temporary, format="JPEG", quality=95, subsampling=0)
             except (OSError, ValueError) as error:
                 raise ColorcnnError(f"cannot write the page's picture ({error})") from None
-        return download, shown_files
+        if grey is upload.grey:
+            upload.grey_file = grey_file
+        return download, (grey_file, colour_file)
 
     def close(self) -> None:
         if self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _expired_result() -> ColorcnnError:
+    return ColorcnnError(
+        "the result on the page is no longer kept on the server; colourize the photo again"
+    )

@@ -116,6 +116,11 @@ class Formulation(ABC):
         """`inputs` with a user's colour hints (N, 3, H, W); for formulations that take them."""
         raise ColorcnnError(f"this {self.name} model was trained without colour hints")
 
+    def training_inputs(self, rgb: torch.Tensor) -> torch.Tensor:
+        """What the training loop keeps resident of the inputs; `prepare_batch` makes each
+        batch's network input from it."""
+        return self.inputs(rgb)
+
     def training_targets(self, rgb: torch.Tensor) -> torch.Tensor:
         """`targets`, or a form of them that is cheaper to compute the loss from; what the
         training loop keeps resident. `loss` accepts both."""

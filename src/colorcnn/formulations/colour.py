@@ -142,10 +142,17 @@ class _LabFormulation(Formulation):
         """The true chroma (N, 2, H, W) behind a batch of training targets."""
         return targets
 
+    def training_inputs(self, rgb: torch.Tensor) -> torch.Tensor:
+        # The lightness alone: every batch gets its hints anew (`prepare_batch`), and four
+        # resident channels would hold 4 times the memory (7 GB for 53000 crops at 96 px).
+        return true_lightness(rgb) / L_MAX
+
     def prepare_batch(self, inputs, targets, generator):
         if not self.takes_hints:
             return inputs
-        return self.with_hints(inputs, simulate_hints(self.training_ab(targets), generator))
+        hints = simulate_hints(self.training_ab(targets), generator)
+        # In the layout the resident inputs and the network use (channels-last by default).
+        return self.with_hints(inputs, hints).contiguous(memory_format=torch.channels_last)
 
     def targets(self, rgb: torch.Tensor) -> torch.Tensor:
         return rgb_to_lab(unit_rgb(rgb))[:, 1:]  # (N, 2, H, W) ab

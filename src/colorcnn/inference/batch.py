@@ -128,15 +128,16 @@ def plan_jobs(
 
 def process_files(
     jobs: list[Job],
-    transform: Callable[[LoadedImage], Image.Image],
+    transform: Callable[[LoadedImage, Path], Image.Image],
     *,
     overwrite: bool = False,
     show_progress: bool = True,
     report: Callable[[str], None] = tqdm.write,
     desc: str = "Processing",
 ) -> Summary:
-    """Read, transform and write every job; a file that fails is reported in one line and
-    the rest go on; nothing is overwritten without `overwrite`."""
+    """Read, transform (the image and its source path) and write every job; a file that
+    fails is reported in one line and the rest go on; nothing is overwritten without
+    `overwrite`."""
     summary = Summary()
     started = time.perf_counter()
     progress = tqdm(jobs, desc=desc, unit="image", disable=not show_progress or len(jobs) < 2)
@@ -147,7 +148,7 @@ def process_files(
             continue
         try:
             loaded = read_image(job.source)
-            result = transform(loaded)
+            result = transform(loaded, job.source)
             save_image(result, job.target)
         except ColorcnnError as error:
             summary.failed.append((job.source, str(error)))

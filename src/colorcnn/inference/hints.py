@@ -12,8 +12,10 @@ import json
 import math
 from pathlib import Path
 
+from PIL import Image
+
 from colorcnn.color.hints import Hint
-from colorcnn.errors import ColorcnnError
+from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.files import write_json
 
 SIDECAR_SUFFIX = ".hints.json"
@@ -108,3 +110,36 @@ def write_hints_file(path: str | Path, hints: list[Hint]) -> None:
         for hint in hints
     ]
     write_json(path, payload)
+
+
+def hints_for_images(
+    images: list[Path], hints_file: str | Path | None = None, hint: list[str] | None = None
+) -> dict[Path, list[Hint]]:
+    """The hints of each image that has some: those of `hints_file` and the `hint` texts
+    for a single image, else each image's own NAME.hints.json. Every hint is checked
+    against its image's size here, before anything is colourized or written."""
+    given = read_hints_file(hints_file) if hints_file is not None else []
+    given += [parse_hint_text(text) for text in hint or []]
+    if given and len(images) != 1:
+        raise SettingError(
+            f"`hints_file` and `hint` give points in one image's pixels, but {len(images)} "
+            "images were given; expected one input, or a NAME.hints.json beside each image"
+        )
+    found = {images[0]: given} if given else {}
+    if not given:
+        for image in images:
+            sidecar = sidecar_path(image)
+            if sidecar.is_file():
+                found[image] = read_hints_file(sidecar)
+    for image, hints in found.items():
+        try:
+            with Image.open(image) as opened:  # the header only: the size
+                width, height = opened.size
+        except OSError:
+            continue  # an unreadable image fails on its own, in its turn
+        for hint in hints:
+            try:
+                hint.check_inside(width, height)
+            except ColorcnnError as error:
+                raise ColorcnnError(f"{image}: {error}") from None
+    return {image: hints for image, hints in found.items() if hints}

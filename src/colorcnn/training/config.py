@@ -50,6 +50,10 @@ class TrainConfig:
     encoder_lr_scale: float = 0.1  # pretrained-encoder models: the encoder's learning rate
     # as a share of lr, so that fine-tuning adjusts its ImageNet features rather than erase them
     rebalance: bool = True  # ab-bins: weight rare colours up (lambda 0.5, sigma 5)
+    hints: bool = False  # ab-bins, ab-regression: take colour hints, trained on hints
+    # simulated from the truth (Zhang et al. 2017); without hints it colourizes on its own
+    init_from: str | None = None  # start from this trained model's weights (a shipped name,
+    # run folder or checkpoint) where they fit; what it lacks starts at zero (hint inputs)
     out: str = "runs/unet"  # run folder: metrics, pictures, checkpoints
     shuffle_each_epoch: bool = False  # the course walks the once-shuffled set in order
     picture_every: int = 1  # epochs between prediction grids; 0 turns them off
@@ -114,6 +118,10 @@ class TrainConfig:
             raise SettingError(f"`temperature` applies to `target` ab-bins only, not {target}")
         if self.picture_every < 0:
             raise SettingError(f"`picture_every` must be 0 or more, got {self.picture_every}")
+        if self.hints and target not in ("ab-bins", "ab-regression"):
+            raise SettingError(
+                f"`hints` apply to `target` ab-bins and ab-regression only, not {target}"
+            )
 
     @property
     def seed(self) -> int:

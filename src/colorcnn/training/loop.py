@@ -32,6 +32,7 @@ from colorcnn.trained.model import default_working_size, trained_image_side
 from colorcnn.training import distributed
 from colorcnn.training.config import TrainConfig, continued_config, read_last_checkpoint
 from colorcnn.training.pictures import save_loss_curves, save_prediction_grid
+from colorcnn.training.warm_start import WarmStart, warm_start
 
 PICTURE_IMAGES = 10  # the course's grids show 10 validation images
 CONFIG_FILE = "config.json"
@@ -84,11 +85,14 @@ def train_one_epoch(
     order: torch.Tensor | None = None,
     progress: tqdm | None = None,
     group: distributed.Group | None = None,
+    generator: torch.Generator | None = None,
 ) -> float:
     """One pass over the training set; returns the mean of the per-batch losses.
 
     With a process `group`, each process trains on its share of every batch and the
-    gradients are summed, so that each step is the step on the whole batch."""
+    gradients are summed, so that each step is the step on the whole batch. `generator`
+    draws what the formulation adds to each batch (colour hints), the same in every
+    process."""
     model.train()
     losses: list[float] = []
     for start in range(0, len(inputs), batch_size):
@@ -98,6 +102,8 @@ def train_one_epoch(
         else:
             indices = order[start : start + batch_size]
             batch_inputs, batch_targets = inputs[indices], targets[indices]
+        if generator is not None:
+            batch_inputs = formulation.prepare_batch(batch_inputs, batch_targets, generator)
         optimizer.zero_grad(set_to_none=True)
         if group is None:
             loss = formulation.loss(model(batch_inputs), batch_targets)
@@ -174,6 +180,7 @@ class TrainingState:
     history: list[dict] = dataclasses.field(default_factory=list)  # a record per epoch
     best_val_loss: float = float("inf")
     start_epoch: int = 0
+    warm_start: WarmStart | None = None  # what `init_from` gave the new network
 
 
 # Settle the run.
@@ -306,8 +313,9 @@ def prepare_data(run: Run, images: CourseData, palette: torch.Tensor) -> Prepare
         regression_loss=config.regression_loss,
         rebalance=config.rebalance,
         scale=config.scale if config.task == "superres" else None,
+        hints=config.hints,
     )
-    train_inputs = _in_chunks(formulation.inputs, images.train_rgb)
+    train_inputs = _in_chunks(formulation.training_inputs, images.train_rgb)
     train_targets = _in_chunks(formulation.training_targets, images.train_rgb)
     # Inputs and targets hold all training needs; the RGB copy would only hold memory (6 GB
     # for 50000 CIFAR-10 images at 96 px).
@@ -349,6 +357,9 @@ def create_model_and_optimizer(run: Run, data: PreparedData) -> TrainingState:
     pretrained = pretrained_parameters(model)
     if pretrained and run.resumed is None:  # a resumed run restores its own weights
         model.load_pretrained_encoder()
+    started = None
+    if config.init_from is not None and run.resumed is None:  # a resumed run has its own
+        started = warm_start(model, ckpt.load_checkpoint(config.init_from).model_state)
     model = model.to(run.device)
     if config.channels_last:
         model = fast_layout(model)
@@ -360,7 +371,7 @@ def create_model_and_optimizer(run: Run, data: PreparedData) -> TrainingState:
     optimizer = torch.optim.Adam(
         parameter_groups(model, config.lr, config.encoder_lr_scale), lr=config.lr, fused=fused
     )
-    state = TrainingState(model, optimizer, pretrained)
+    state = TrainingState(model, optimizer, pretrained, warm_start=started)
     if run.resumed is not None:
         _restore(state, run.resumed, run.paths.root)
     return state
@@ -478,6 +489,10 @@ def run_epoch(
         # A generator per (seed, epoch), so a resumed run draws the same order again.
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(len(data.train_inputs), generator=generator).to(run.device)
+    hint_generator = None
+    if data.formulation.takes_hints:
+        # Hints drawn by (seed, epoch) too, so that a resumed run sees the same ones.
+        hint_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch + 1)
     with tqdm(
         total=len(data.train_inputs),
         desc=f"Epoch {epoch + 1}/{config.epochs}",
@@ -489,6 +504,7 @@ def run_epoch(
             return train_one_epoch(
                 state.model, state.optimizer, data.train_inputs, data.train_targets,
                 data.formulation, config.batch_size, order, progress, run.group,
+                hint_generator,
             )  # fmt: skip
         except NonFiniteLoss as error:
             raise NonFiniteLoss(f"epoch {epoch + 1}: {error.message}") from None
@@ -610,6 +626,8 @@ def fit(
         state = create_model_and_optimizer(run, data)
         if run.resumed is not None:
             log(f"Resuming {run.paths.root} at epoch {state.start_epoch + 1} of {config.epochs}")
+        if state.warm_start is not None:
+            log(f"Starting from {config.init_from}: {state.warm_start.describe()}")
         if run.writes:
             write_settings(run, data.palette)
         log(_training_line(run, data, state.model))
