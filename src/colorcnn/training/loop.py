@@ -205,6 +205,7 @@ def settle_run(
     _check_image_side(config)
     if resumed is None:  # a resumed run restores its own weights
         _check_pretrained_weights(config.model)
+        _check_init_from(config)
     if config.data.dataset == "cifar10":
         resolve_categories(config.data.category)
     set_determinism(config.deterministic)
@@ -226,6 +227,19 @@ def _check_image_side(config: TrainConfig) -> None:
         raise SettingError(
             f"model {config.model} needs image sides that are multiples of {multiple}; "
             f"{what} gives {side} px"
+        )
+
+
+def _check_init_from(config: TrainConfig) -> None:
+    """Fail before minutes of data loading where `init_from` is missing or of another
+    architecture."""
+    if config.init_from is None:
+        return
+    trained = ckpt.load_checkpoint(config.init_from).info["model"]
+    if trained != config.model:
+        raise SettingError(
+            f"`init_from` {config.init_from} is a {trained} model; expected a {config.model} "
+            f"model to start this {config.model} run from"
         )
 
 

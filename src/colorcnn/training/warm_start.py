@@ -26,6 +26,16 @@ class WarmStart:
         return f"{self.copied} tensors taken over, {self.widened} widened, {self.new} new"
 
 
+def _more_inputs(source: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether `target` is the convolution `source` with more input channels (dim 1)."""
+    return (
+        source.dim() == target.dim() == 4
+        and source.shape[0] == target.shape[0]
+        and source.shape[1] < target.shape[1]
+        and source.shape[2:] == target.shape[2:]
+    )
+
+
 def warm_start(model: torch.nn.Module, trained: dict[str, torch.Tensor]) -> WarmStart:
     """Load the `trained` state into `model` where it fits, as the module docstring says."""
     own = model.state_dict()
@@ -38,9 +48,7 @@ def warm_start(model: torch.nn.Module, trained: dict[str, torch.Tensor]) -> Warm
         if source.shape == target.shape:
             target.copy_(source)
             copied += 1
-        elif source.dim() == target.dim() and all(
-            old <= new for old, new in zip(source.shape, target.shape, strict=True)
-        ):
+        elif _more_inputs(source, target):
             target.zero_()
             target[tuple(slice(0, size) for size in source.shape)] = source
             widened += 1
