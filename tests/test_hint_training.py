@@ -31,8 +31,9 @@ def _quiet(config: TrainConfig, **options) -> list[dict]:
 
 
 def test_a_run_with_hints_gives_a_model_that_takes_them(tiny_cifar: Path, tmp_path) -> None:
-    history = _quiet(_config(tiny_cifar, tmp_path / "hints", hints=True))
+    history = _quiet(_config(tiny_cifar, tmp_path / "hints", hints=True, picture_every=1))
     assert len(history) == 1
+    assert (tmp_path / "hints" / "pictures" / "epoch_000.png").is_file()
     model = colorcnn.load_model(tmp_path / "hints")
     assert model.formulation.takes_hints and model.network.in_channels == 1 + HINT_CHANNELS
     assert load_checkpoint(tmp_path / "hints").info["formulation"]["hints"] is True

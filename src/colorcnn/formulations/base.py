@@ -179,7 +179,7 @@ class Formulation(ABC):
         """The labelled rows of a run's per-epoch prediction grid, each (N, C, H, W) in
         [0, 1]: what the network saw, the truth it learns, and its prediction."""
         return {
-            "grey input": inputs.clamp(0, 1),
+            "grey input": inputs[:, :1].clamp(0, 1),  # colour hints, if any, follow it
             "ground truth": unit_rgb(truth_rgb),
             "prediction": self.predict_rgb(outputs, inputs),
         }
