@@ -191,3 +191,48 @@ def test_hints_are_refused_where_nothing_predicts_chroma() -> None:
     plain = build_formulation("ab-regression", PALETTE)
     with pytest.raises(ColorcnnError, match="trained without colour hints"):
         plain.with_hints(torch.zeros(1, 1, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+def test_a_hint_spreads_over_its_own_surface_and_stops_at_an_edge() -> None:
+    from colorcnn.color.hints import blend_hints
+
+    lightness = torch.full((1, 1, 32, 64), 30.0)
+    lightness[..., 32:] = 70.0  # two surfaces side by side, an edge at x = 32
+    hints = torch.zeros(1, HINT_CHANNELS, 32, 64)
+    hints[0, :2, 15:18, 20:23] = torch.tensor([0.4, -0.2]).view(2, 1, 1)  # on the dark one
+    hints[0, 2, 15:18, 20:23] = 1.0
+    network = torch.zeros(1, 2, 32, 64)  # a network that says grey everywhere
+    blended = blend_hints(network, hints, lightness)
+    torch.testing.assert_close(blended[0, :, 16, 21], torch.tensor([0.4, -0.2]))  # kept
+    assert blended[0, 0, 16, 8] > 0.3  # spread over its own surface, 13 px away
+    assert blended[0, 0, 16, 40].abs() < 0.01  # not across the edge, 19 px away
+    assert blended[0, 0, 0, 63].abs() < 0.01
+
+
+def test_without_hints_the_networks_colour_is_left_alone() -> None:
+    from colorcnn.color.hints import blend_hints
+
+    network = torch.randn(2, 2, 8, 8)
+    assert blend_hints(network, torch.zeros(2, HINT_CHANNELS, 8, 8), torch.rand(2, 1, 8, 8)) is (
+        network
+    )
+
+
+def test_decoding_with_hints_spreads_them_and_describes_how() -> None:
+    from colorcnn.formulations import build_formulation, formulation_class
+
+    formulation = build_formulation("ab-regression", PALETTE, hints=True)
+    described = formulation.describe()
+    assert set(described["propagation"]) == {"reach", "lightness_sigma", "strength"}
+    rebuilt = formulation_class("ab-regression").from_description(
+        PALETTE, {**described, "propagation": {**described["propagation"], "strength": 1.0}}
+    )
+    assert rebuilt.propagation["strength"] == 1.0
+    inputs = torch.zeros(1, 4, 16, 16)
+    inputs[:, 0] = 0.5  # L 50 everywhere
+    inputs[0, 1:3, 4:7, 4:7] = torch.tensor([0.3, 0.1]).view(2, 1, 1)
+    inputs[0, 3, 4:7, 4:7] = 1.0
+    outputs = torch.zeros(1, 2, 16, 16)
+    chroma = formulation.predict_chroma(outputs, inputs)
+    torch.testing.assert_close(chroma[0, :, 5, 5], torch.tensor([0.3, 0.1]) * AB_SCALE)
+    assert formulation.predict_chroma(outputs, inputs[:, :1].expand(-1, 4, -1, -1) * 0).eq(0).all()

@@ -757,7 +757,8 @@ def list_registered_models(
     console.print(table)
     shipped = Table(title="Shipped weights (use the name wherever a checkpoint is expected)")
     shipped.add_column("name", no_wrap=True)
-    for column in ("architecture", "target", "size", "trained on", "epoch", "val acc", "val loss"):
+    for column in ("architecture", "target", "hints", "size", "trained on", "epoch", "val acc",
+                   "val loss"):  # fmt: skip
         shipped.add_column(column, overflow="fold")  # narrow terminals fold, never cut
     heldout = Table(title="Scores on photos of sources the model never trained on")
     for column in ("name", "photos", "PSNR vs grey, median", "mean", "> 3 dB below grey",
@@ -774,6 +775,7 @@ def list_registered_models(
             trained_on = f"CIFAR-10 {data.get('category', '')}"
         shipped.add_row(
             name, info["model"], info.get("target") or default_target(info.get("objective", "")),
+            "yes" if info.get("formulation", {}).get("hints") else "-",
             f"{path.stat().st_size / 1e3:.0f} kB", trained_on, str(info["epoch"] + 1),
             f"{metrics['val_acc']:.1f}%" if "val_acc" in metrics else "-",
             f"{metrics['val_loss']:.4f}" if "val_loss" in metrics else "-",

@@ -19,7 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from colorcnn.color.abbins import ANNEALED_T, SOFT_NEIGHBOURS, ABBins, positive_temperature
-from colorcnn.color.hints import HINT_CHANNELS, no_hints, simulate_hints
+from colorcnn.color.hints import (
+    HINT_CHANNELS,
+    PROPAGATION_LIGHTNESS,
+    PROPAGATION_REACH,
+    PROPAGATION_STRENGTH,
+    blend_hints,
+    no_hints,
+    simulate_hints,
+)
 from colorcnn.color.palette import palette_image, rows_at
 from colorcnn.color.spaces import (
     AB_SCALE,
@@ -118,9 +126,21 @@ class _LabFormulation(Formulation):
 
     can_take_hints = True
 
-    def __init__(self, palette: torch.Tensor, hints: bool = False):
+    def __init__(self, palette: torch.Tensor, hints: bool = False, propagation: dict | None = None):
         super().__init__(palette)
         self.takes_hints = hints
+        # How hints spread when decoding (blend_hints' settings), kept in the description.
+        self.propagation = {
+            "reach": PROPAGATION_REACH,
+            "lightness_sigma": PROPAGATION_LIGHTNESS,
+            "strength": PROPAGATION_STRENGTH,
+            **(propagation or {}),
+        }
+
+    def _described_hints(self, described: dict) -> dict:
+        if not self.takes_hints:
+            return described
+        return {**described, "hints": True, "propagation": dict(self.propagation)}
 
     @property
     def in_channels(self) -> int:
@@ -162,15 +182,24 @@ class _LabFormulation(Formulation):
 
     def predict_chroma(self, outputs, inputs, temperature=None):
         self.check_temperature(temperature)
-        return self.predict_ab(outputs)
+        return self.guided(self.predict_ab(outputs), inputs)
 
     def predict_rgb(self, outputs, inputs, lightness=None):
-        return self._join(self.predict_ab(outputs), inputs, lightness)
+        return self._join(self.guided(self.predict_ab(outputs), inputs), inputs, lightness)
+
+    def guided(self, ab: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The network's chroma `ab` (N, 2, H, W) with the input's colour hints spread over
+        it by lightness (colorcnn.color.hints.blend_hints); as it is without hints."""
+        if not self.takes_hints or inputs.shape[1] == 1:
+            return ab
+        hints = inputs[:, 1:]
+        blended = blend_hints(ab / AB_SCALE, hints, inputs[:, :1] * L_MAX, **self.propagation)
+        return blended * AB_SCALE
 
     def decode_for_scoring(self, outputs, inputs, lightness, own_picture=True):
         # The chroma is decoded once for both pictures (for ab-bins, a softmax over
         # hundreds of bins); the accuracy reads the picture with the input's own L.
-        ab = self.predict_ab(outputs)
+        ab = self.guided(self.predict_ab(outputs), inputs)
         own = self._join(ab, inputs)
         return self.colour_indices(outputs, inputs, own), self._join(ab, inputs, lightness), None
 
@@ -194,8 +223,9 @@ class ABBinsClassification(_LabFormulation):
         class_weights: torch.Tensor | None = None,
         temperature: float = ANNEALED_T,
         hints: bool = False,
+        propagation: dict | None = None,
     ):
-        super().__init__(palette, hints)
+        super().__init__(palette, hints, propagation)
         self.bins = bins
         self.class_weights = class_weights  # (Q,) rebalancing; None = every class alike
         self.temperature = temperature
@@ -203,19 +233,19 @@ class ABBinsClassification(_LabFormulation):
     @classmethod
     def from_description(cls, palette, described, train_rgb=None):
         temperature = described.get("temperature", ANNEALED_T)
-        hints = described.get("hints", False)
+        hints, propagation = described.get("hints", False), described.get("propagation")
         if "bins" in described:  # a trained model's own bins and weights
             bins = ABBins(torch.tensor(described["bins"], dtype=torch.float32))
             weights = described.get("class_weights")
             class_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
-            return cls(palette, bins, class_weights, temperature, hints)
+            return cls(palette, bins, class_weights, temperature, hints, propagation)
         bins = ABBins.in_gamut()
         class_weights = None
         if described.get("rebalance", True):
             if train_rgb is None:
                 raise ValueError("ab-bins needs the training images to fit its colour prior")
             class_weights = bins.rebalancing_weights(_colour_prior(bins, train_rgb))
-        return cls(palette, bins, class_weights, temperature, hints)
+        return cls(palette, bins, class_weights, temperature, hints, propagation)
 
     @property
     def out_channels(self) -> int:
@@ -265,7 +295,7 @@ class ABBinsClassification(_LabFormulation):
 
     def predict_chroma(self, outputs, inputs, temperature=None):
         self.check_temperature(temperature)
-        return self.predict_ab(outputs, temperature)
+        return self.guided(self.predict_ab(outputs, temperature), inputs)
 
     def check_temperature(self, temperature: float | None) -> None:
         if temperature is not None:
@@ -279,7 +309,7 @@ class ABBinsClassification(_LabFormulation):
             "class_weights": weights,
             "temperature": self.temperature,
         }
-        return {**described, "hints": True} if self.takes_hints else described
+        return self._described_hints(described)
 
 
 REGRESSION_LOSSES = ("huber", "l1", "mse")
@@ -299,8 +329,9 @@ class ABRegression(_LabFormulation):
         regression_loss: str = "huber",
         chroma_gain: float = 1.0,
         hints: bool = False,
+        propagation: dict | None = None,
     ):
-        super().__init__(palette, hints)
+        super().__init__(palette, hints, propagation)
         if regression_loss not in REGRESSION_LOSSES:
             raise SettingError(
                 f"`regression_loss` must be one of {', '.join(REGRESSION_LOSSES)}, "
@@ -320,6 +351,7 @@ class ABRegression(_LabFormulation):
             described.get("regression_loss", "huber"),
             described.get("chroma_gain", 1.0),
             described.get("hints", False),
+            described.get("propagation"),
         )
 
     @property
@@ -343,7 +375,7 @@ class ABRegression(_LabFormulation):
             "regression_loss": self.regression_loss,
             "chroma_gain": self.chroma_gain,
         }
-        return {**described, "hints": True} if self.takes_hints else described
+        return self._described_hints(described)
 
 
 def _colour_prior(bins: ABBins, train_rgb: torch.Tensor) -> torch.Tensor:
