@@ -17,6 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
+from colorcnn.formulations import formulation_from_description
 from colorcnn.trained.checkpoint import build_model, load_checkpoint, save_checkpoint
 from colorcnn.weights import WEIGHTS_DIR
 
@@ -27,7 +30,10 @@ def portable(info: dict, name: str) -> dict:
     data["data"] = None if data.get("dataset", "cifar10") == "cifar10" else data["dataset"]
     config = dict(info["train_config"])
     data["cifar_data"] = None
-    config.update(data=data["data"], cifar_data=None, out=name, palette_file=None)
+    if isinstance(config.get("data"), dict):  # settings of this version: the data nested
+        config.update(data=data, out=name, palette_file=None)
+    else:  # the flat settings of earlier runs
+        config.update(data=data["data"], cifar_data=None, out=name, palette_file=None)
     info.update(data=data, train_config=config, shipped_as=name)
     return info
 
@@ -74,6 +80,10 @@ def main() -> None:
             if info["formulation"]["name"] != "ab-regression":
                 parser.error(f"--chroma-gain applies to ab-regression runs, not {run}")
             info["formulation"] = {**info["formulation"], "chroma_gain": args.chroma_gain}
+        # Written out in full, so that the shipped description does not lean on the
+        # defaults of the version that loads it (a hint model's propagation settings).
+        palette = torch.tensor(info["palette"], dtype=torch.float32)
+        info["formulation"] = formulation_from_description(info, palette).describe()
         if args.working_size is not None:
             info["working_size"] = args.working_size
         if args.heldout is not None:
