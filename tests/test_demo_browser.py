@@ -321,6 +321,10 @@ def test_a_model_without_hints_says_so_in_the_hints_tab(page):
     page.locator(".gallery").get_by_text(sample_photos()[0].name).click()
     _wait_for_status(page, "Colourized")
     page.get_by_role("tab", name="Colour hints").click()
+    assert page.locator("#hint-picture").is_visible()  # the default photo model takes hints
+    page.locator("#model input").click()
+    page.get_by_role("option", name="photo-unet", exact=True).click()
+    _wait_for_status(page, "photo_unet (ab-regression")
     note = page.locator("#hint-note")
     note.get_by_text("trained without colour hints").wait_for(timeout=30_000)
     assert not page.locator("#hint-picture").is_visible()

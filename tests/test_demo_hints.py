@@ -156,8 +156,8 @@ def test_the_points_are_marked_where_they_are_on_the_shown_picture(hint_run, tmp
 
 
 def test_a_model_without_hints_refuses_them_in_one_line(tmp_path: Path):
-    demo = DemoService("photo", work_dir=tmp_path / "results")
-    assert not demo.takes_hints("photo")
+    demo = DemoService("photo-unet", work_dir=tmp_path / "results")
+    assert demo.takes_hints("photo") and not demo.takes_hints("photo-unet")
     with pytest.raises(ColorcnnError) as caught:
         demo.colorize_upload(in_gamut_photo(tmp_path), hints=[Hint(3, 4, HINT_BLUE)])
     message = str(caught.value)
