@@ -81,16 +81,20 @@ def cifar10_image_folder() -> Path:
     return folder
 
 
-def save_hinted_run(folder: Path, network, args: dict, palette) -> Path:
+def save_hinted_run(
+    folder: Path, network, args: dict, palette, propagation: dict | None = None
+) -> Path:
     """A run folder whose best checkpoint is `network` (a `cnn` built with `args`) with an
-    ab-regression formulation that takes colour hints, as training would describe it."""
+    ab-regression formulation that takes colour hints, as training would describe it;
+    `propagation` changes how hints spread when decoding."""
     from colorcnn.formulations import build_formulation
     from colorcnn.trained.checkpoint import save_checkpoint
 
-    formulation = build_formulation("ab-regression", palette, hints=True)
+    described = build_formulation("ab-regression", palette, hints=True).describe()
+    described["propagation"].update(propagation or {})
     info = {
         "model": "cnn", "model_args": args, "objective": "classification",
-        "formulation": formulation.describe(), "palette": palette.tolist(),
+        "formulation": described, "palette": palette.tolist(),
         "data": {"dataset": "photos", "crop_size": 64}, "epoch": 0, "working_size": 64,
     }  # fmt: skip
     save_checkpoint(folder / "checkpoints" / "best", network, info)

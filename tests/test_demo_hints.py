@@ -52,7 +52,9 @@ def save_hint_following_model(folder: Path) -> Path:
             for channel in range(len(signs)):
                 layer.weight[channel, channel, centre, centre] = 1.0
         network.head.weight[:, :, 0, 0] = signs.T
-    return save_hinted_run(folder, network, args, PALETTE)
+    # Decoding leaves the network's answer as it is (no spreading by lightness), so that
+    # what the page shows is the network's known answer.
+    return save_hinted_run(folder, network, args, PALETTE, propagation={"strength": 0.0})
 
 
 def in_gamut_photo(folder: Path, width: int = 160, height: int = 120, name: str = "old.png"):

@@ -84,7 +84,9 @@ def test_the_shipped_photo_model_exports_with_sides_in_steps_of_32(tmp_path: Pat
     assert main(["export", "onnx", "photo", "-o", str(onnx_path)]) == 0
     torch_model = build_model(load_checkpoint("photo")).eval()
     exported = OnnxModel(onnx_path)
-    for shape in [(1, 1, 64, 96), (2, 1, 160, 128)]:
+    channels = torch_model.in_channels  # the lightness and three hint channels
+    for batch, height, width in [(1, 64, 96), (2, 160, 128)]:
+        shape = (batch, channels, height, width)
         inputs = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
         with torch.inference_mode():
             expected = torch_model(inputs)

@@ -29,7 +29,7 @@ def test_shipped_model_loads_by_name_and_runs(name: str) -> None:
     checkpoint = load_checkpoint(name)
     model = build_model(checkpoint).eval()
     with torch.inference_mode():
-        out = model(torch.rand(2, 1, 32, 32))
+        out = model(torch.rand(2, model.in_channels, 32, 32))
     assert out.shape[0] == 2 and torch.isfinite(out).all()
     assert checkpoint.optimizer_state is None  # only what inference needs is shipped
     info = describe_shipped(name)

@@ -138,8 +138,14 @@ class Colorizer:
         image's own."""
         shorter_side = self.working_size if shorter_side is None else shorter_side
         self.check_size(shorter_side)
+        return self.join_chroma(image, self.predict_ab(image, shorter_side, temperature, hints))
+
+    @torch.inference_mode()
+    def join_chroma(self, image: LoadedImage, ab_small: torch.Tensor) -> Image.Image:
+        """`image` with the chroma `ab_small` (1, 2, h, w), predicted at the working size
+        (and perhaps smoothed over time, for video), stretched over its full size and joined
+        with its own lightness."""
         height, width = image.height, image.width
-        ab_small = self.predict_ab(image, shorter_side, temperature, hints)
         # Widen the small chroma once (a few MB), then, band by band, stretch it over the
         # band's rows, join it with the band's own lightness and write 8-bit RGB: a
         # 12-megapixel scan never holds more than its input and output at full size.

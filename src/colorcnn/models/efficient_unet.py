@@ -278,6 +278,10 @@ class EfficientUNet(ColourNet):
     def forward_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_sides(x)
         height, width = x.shape[-2:]
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} takes {self.in_channels} input channels, got {x.shape[1]}"
+            )
         activations: dict[str, torch.Tensor] = {}
         lightness, hints = x[:, :1], x[:, 1:]  # hints (N, 3, H, W): a, b, mask
         guide = None
