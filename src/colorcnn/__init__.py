@@ -3,6 +3,7 @@
 from colorcnn.color.hints import Hint
 from colorcnn.errors import ColorcnnError
 from colorcnn.inference.colorize import colorize
+from colorcnn.inference.video import colorize_video
 from colorcnn.models import create_model, list_models
 from colorcnn.trained import TrainedModel, load_model
 
@@ -14,6 +15,7 @@ __all__ = [
     "TrainedModel",
     "__version__",
     "colorize",
+    "colorize_video",
     "create_model",
     "list_models",
     "load_model",

@@ -27,6 +27,7 @@ from colorcnn.training.config import RESUMABLE, TrainConfig, resumed_config
 if TYPE_CHECKING:
     from PIL import Image
 
+    from colorcnn.inference.batch import Summary
     from colorcnn.inference.images import LoadedImage
 
 app = typer.Typer(
@@ -477,7 +478,9 @@ def _print_scores(result: dict) -> None:
 def colorize(
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="Image files, folders or glob patterns ('scans/*.tif')."),
+        typer.Argument(
+            help="Image or video files, folders or glob patterns ('scans/*.tif', 'film.mp4')."
+        ),
     ] = None,
     model: Annotated[
         Path,
@@ -540,11 +543,18 @@ def colorize(
         list[str] | None,
         typer.Option("--hint", help="One colour hint as x,y,#colour[,size]; repeatable."),
     ] = None,
+    stabilize: Annotated[
+        bool,
+        typer.Option(
+            help="Videos: keep colours steady from frame to frame; --no-stabilize colours "
+            "each frame alone."
+        ),
+    ] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Colourize grey photos of any size: the output keeps the input's size, detail and
-    brightness; only the chroma comes from the network, guided by colour hints where you
-    give them.
+    """Colourize grey photos of any size, and videos: the output keeps the input's size,
+    detail and brightness (a video its frames, rate and sound too); only the chroma comes
+    from the network, guided by colour hints where you give them (photos only).
 
     Examples:
 
@@ -554,8 +564,10 @@ def colorize(
     colorcnn colorize scans/ --recursive -m runs/photo --size 192
     colorcnn colorize jacket.jpg --hint 120,45,#c03020 -o jacket_colour.jpg
     colorcnn colorize photo.jpg --hints hints.json -o out.jpg
+    colorcnn colorize film.mp4 -o film_colour.mp4
     ```
     """
+    from colorcnn.inference.batch import is_video
     from colorcnn.inference.colorize import Colorizer, sample_photos
     from colorcnn.inference.hints import hints_for_images
 
@@ -565,31 +577,54 @@ def colorize(
     if not inputs:
         raise ColorcnnError("no input given; expected image files, folders or globs, or --sample")
 
-    planned = _plan(inputs, output, recursive)  # bad inputs or -o fail before the model loads
+    # bad inputs or -o fail before the model loads
+    jobs, missing = _plan(inputs, output, recursive, videos=True)
+    videos = [job for job in jobs if is_video(job.source)]
+    photos = [job for job in jobs if not is_video(job.source)]
+    if videos and (hints_file is not None or hint):
+        raise ColorcnnError(
+            f"--hints and --hint apply to photos, not to videos such as {videos[0].source}; "
+            "colourize videos without them"
+        )
+    if videos:
+        from colorcnn.inference.video import ensure_video_support
+
+        ensure_video_support()  # a missing extra is one line before the model loads
     Colorizer.check_size(size)  # before the model loads
     # Every hint is read and checked before anything is written.
-    hints = hints_for_images([job.source for job in planned[0]], hints_file, hint)
+    hints = hints_for_images([job.source for job in photos], hints_file, hint)
     colorizer = Colorizer.load(model, backend, chroma_gain)
     colorizer.check_temperature(temperature)
     if hints:
         colorizer.check_hints(next(iter(hints.values())))
+
+    def colour_videos(report: Callable[[str], None]):
+        from colorcnn.inference.video import process_videos
+
+        return process_videos(
+            videos, colorizer, size=size, temperature=temperature, stabilize=stabilize,
+            overwrite=overwrite, show_progress=progress, report=report,
+        )  # fmt: skip
+
     _process_inputs(
-        planned, output,
+        (photos, missing), output,
         lambda loaded, source: colorizer.colorize_loaded(
             loaded, size, temperature, hints.get(source)
         ),
         overwrite=overwrite, progress=progress, doing="Colourizing", verb="Colourized",
         how=f"with {colorizer.name}", note_colour=True, guided=set(hints),
+        videos=colour_videos if videos else None, video_count=len(videos),
     )  # fmt: skip
 
 
-def _plan(inputs: list[str], output: Path, recursive: bool):
+def _plan(inputs: list[str], output: Path, recursive: bool, videos: bool = False):
     """(jobs, missing inputs) of `inputs` into `output`; none at all is an error."""
     from colorcnn.inference.batch import plan_jobs
 
-    jobs, missing = plan_jobs(inputs, output, recursive)
+    jobs, missing = plan_jobs(inputs, output, recursive, videos)
     if not jobs and not missing:
-        raise ColorcnnError(f"no images found in {' '.join(inputs)}")
+        found = "images or videos" if videos else "images"
+        raise ColorcnnError(f"no {found} found in {' '.join(inputs)}")
     return jobs, missing
 
 
@@ -605,12 +640,15 @@ def _process_inputs(
     how: str,
     note_colour: bool = False,
     guided: set[Path] | None = None,
+    videos: Callable[[Callable[[str], None]], Summary] | None = None,
+    video_count: int = 0,
 ) -> None:
     """Transform and write each planned file (one line per failure, the rest go on), then
-    print one summary line; exit with 1 if any input failed."""
+    colourize the `video_count` videos (`videos`, given the reporting function) and print
+    one summary line; exit with 1 if any input failed."""
     from tqdm.auto import tqdm
 
-    from colorcnn.inference.batch import process_files
+    from colorcnn.inference.batch import Summary, process_files
 
     jobs, missing = planned
 
@@ -623,23 +661,31 @@ def _process_inputs(
         jobs, transform, overwrite=overwrite, show_progress=progress, report=report,
         desc=doing,
     )  # fmt: skip
-    if note_colour and summary.had_colour:
-        named = ", ".join(path.name for path in summary.had_colour[:3])
-        more = f" and {len(summary.had_colour) - 3} more" if len(summary.had_colour) > 3 else ""
+    filmed = videos(report) if videos is not None else Summary()
+    had_colour = summary.had_colour + filmed.had_colour
+    if note_colour and had_colour:
+        named = ", ".join(path.name for path in had_colour[:3])
+        more = f" and {len(had_colour) - 3} more" if len(had_colour) > 3 else ""
         typer.echo(
-            f"note: {len(summary.had_colour)} input(s) had colour ({named}{more}); they were "
+            f"note: {len(had_colour)} input(s) had colour ({named}{more}); they were "
             "converted to grey first",
             err=True,
         )
-    failed = len(summary.failed) + len(missing)
+    failed = len(summary.failed) + len(missing) + len(filmed.failed)
+    skipped = len(summary.skipped) + len(filmed.skipped)
     done = set(summary.done)
     hinted = sum(job.source in (guided or ()) and job.target in done for job in jobs)
+    counted = []
+    if jobs or missing or not video_count:
+        counted.append(f"{len(summary.done)} of {len(jobs) + len(missing)} image(s)")
+    if video_count:
+        counted.append(f"{len(filmed.done)} of {video_count} video(s)")
     typer.echo(
-        f"{verb} {len(summary.done)} of {len(jobs) + len(missing)} image(s) {how} in "
-        f"{summary.seconds:.1f} s into {output}"
+        f"{verb} {' and '.join(counted)} {how} in "
+        f"{summary.seconds + filmed.seconds:.1f} s into {output}"
         + (f"; {hinted} with colour hints" if guided else "")
         + (f"; {failed} failed" if failed else "")
-        + (f"; {len(summary.skipped)} skipped" if summary.skipped else "")
+        + (f"; {skipped} skipped" if skipped else "")
     )
     if failed:
         raise typer.Exit(1)

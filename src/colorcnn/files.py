@@ -1,4 +1,4 @@
-"""Files: the image suffixes colorcnn reads, and atomic writes (a reader never sees a
+"""Files: the image and video suffixes colorcnn reads, and atomic writes (a reader never sees a
 half-written file)."""
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ def _current_umask() -> int:
 
 # The still-image formats read everywhere: training folders, photos, colourizing, the demo.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+# Video containers told apart from photos when inputs are gathered (colorcnn colorize);
+# whether a file really holds video is decided by opening it.
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"})
 
 # mkstemp creates files readable by their owner only; finished files get the usual mode.
 _FILE_MODE = 0o666 & ~_current_umask()

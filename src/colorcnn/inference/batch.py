@@ -15,11 +15,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorcnn.errors import ColorcnnError, first_line
-from colorcnn.files import IMAGE_SUFFIXES
+from colorcnn.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from colorcnn.inference.images import LoadedImage, read_image, save_image
 
 # Output formats Pillow writes well; other inputs (e.g. GIF) are written as PNG.
 _KEPT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+# Videos are written as H.264 in these containers; found videos go to NAME.mp4.
+VIDEO_OUTPUT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv"})
 
 
 @dataclass
@@ -37,14 +39,23 @@ class Summary:
     seconds: float = 0.0
 
 
+def is_video(path: Path) -> bool:
+    """Whether `path` is taken for a video (by its suffix; opening it tells for sure)."""
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
 def _output_name(source: Path, relative_to: Path | None) -> Path:
     relative = source.relative_to(relative_to) if relative_to else Path(source.name)
+    if is_video(source):
+        return relative.with_suffix(".mp4")
     suffix = source.suffix.lower()
     return relative if suffix in _KEPT_SUFFIXES else relative.with_suffix(".png")
 
 
-def _is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir()
+def _is_input_file(path: Path, videos: bool) -> bool:
+    suffix = path.suffix.lower()
+    wanted = suffix in IMAGE_SUFFIXES or (videos and suffix in VIDEO_SUFFIXES)
+    return wanted and not path.is_dir()
 
 
 def _real(path: Path) -> Path:
@@ -54,15 +65,24 @@ def _real(path: Path) -> Path:
 
 
 def plan_jobs(
-    inputs: list[str], out_dir: Path, recursive: bool = False
+    inputs: list[str], out_dir: Path, recursive: bool = False, videos: bool = False
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Expand files, folders and glob patterns into (source, target) pairs, and the inputs
     that do not exist. Files found in a folder keep their path below it; the others keep
     their file name. The output folder itself is never read as input. An `out_dir` with an
-    image suffix that is not a folder names the output file of a single input."""
+    image (or, with `videos`, a video) suffix that is not a folder names the output file of
+    a single input. With `videos`, folders and globs also yield videos, written as
+    NAME.mp4."""
     out_dir = Path(out_dir)
-    as_file = out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir()
-    if as_file and out_dir.suffix.lower() not in _KEPT_SUFFIXES:
+    out_suffix = out_dir.suffix.lower()
+    as_video_file = videos and out_suffix in VIDEO_SUFFIXES and not out_dir.is_dir()
+    if as_video_file and out_suffix not in VIDEO_OUTPUT_SUFFIXES:
+        raise ColorcnnError(
+            f"-o {out_dir}: videos are not written as {out_dir.suffix}; expected a folder or "
+            f"a file ending in one of {', '.join(sorted(VIDEO_OUTPUT_SUFFIXES))}"
+        )
+    as_file = as_video_file or (out_suffix in IMAGE_SUFFIXES and not out_dir.is_dir())
+    if as_file and not as_video_file and out_suffix not in _KEPT_SUFFIXES:
         raise ColorcnnError(
             f"-o {out_dir}: results are not written as {out_dir.suffix}; expected a folder or "
             f"a file ending in one of {', '.join(sorted(_KEPT_SUFFIXES))}"
@@ -87,7 +107,7 @@ def plan_jobs(
                     f"input folder {path} is the output folder or inside it; choose another -o"
                 )
             pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if _is_image_file(p))
+            found = sorted(p for p in path.glob(pattern) if _is_input_file(p, videos))
             jobs += [Job(p, out_dir / _output_name(p, path)) for p in found if not inside_output(p)]
         elif path.exists() or path.is_symlink():
             jobs.append(Job(path, out_dir / _output_name(path, None)))
@@ -96,7 +116,7 @@ def plan_jobs(
             jobs += [
                 Job(p, out_dir / _output_name(p, None))
                 for p in matches
-                if _is_image_file(p) and not inside_output(p)
+                if _is_input_file(p, videos) and not inside_output(p)
             ]
         else:
             missing.append((path, f"{item} does not exist; expected a file, folder or glob"))
@@ -110,6 +130,12 @@ def plan_jobs(
                 "folder for several"
             )
         for job in unique.values():
+            if is_video(job.source) != as_video_file:
+                raise ColorcnnError(
+                    f"-o {out_dir} names {'a video' if as_video_file else 'an image'} file, "
+                    f"but {job.source} is {'a video' if is_video(job.source) else 'an image'}; "
+                    f"expected a folder or a file name ending like {job.target.suffix}"
+                )
             job.target = out_dir
     targets: dict[Path, Path] = {}
     for job in unique.values():

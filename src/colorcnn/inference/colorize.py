@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorcnn.color.hints import Hint, render_hints
-from colorcnn.color.spaces import course_rgb, grey_lightness, lab_to_rgb, rgb_to_lab
+from colorcnn.color.spaces import (
+    course_rgb,
+    grey_lightness,
+    lab_lightness,
+    lab_to_rgb,
+    rgb_to_lab,
+)
 from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import Formulation
 from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil, to_uint8
@@ -106,6 +112,19 @@ class Colorizer:
                 f"them, such as {DEFAULT_MODEL}"
             )
 
+    def working_picture(self, image: LoadedImage, shorter_side: int) -> torch.Tensor:
+        """RGB in [0, 1] (1, 3, h, w): `image` at the working size the network sees."""
+        h, w = working_shape(image.height, image.width, shorter_side, self.size_multiple)
+        small = image.to_uint8_pil().convert("RGB")
+        small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return from_uint8(small)
+
+    @torch.inference_mode()
+    def working_lightness(self, image: LoadedImage, shorter_side: int) -> torch.Tensor:
+        """Lab L (1, 1, h, w) of `image` at the working size: the lightness that goes with
+        `predict_ab`'s chroma (what a video's chroma stabilizer compares frames by)."""
+        return lab_lightness(self.working_picture(image, shorter_side))
+
     @torch.inference_mode()
     def predict_ab(
         self,
@@ -116,10 +135,9 @@ class Colorizer:
     ) -> torch.Tensor:
         """Chroma (1, 2, h, w) predicted at the working resolution, guided by `hints`."""
         self.check_hints(hints)
-        h, w = working_shape(image.height, image.width, shorter_side, self.size_multiple)
-        small = image.to_uint8_pil().convert("RGB")
-        small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        inputs = self.formulation.inputs(course_rgb(from_uint8(small)))
+        small = self.working_picture(image, shorter_side)  # (1, 3, h, w)
+        h, w = small.shape[-2:]
+        inputs = self.formulation.inputs(course_rgb(small))
         if hints:
             maps = render_hints(hints, (image.width, image.height), (h, w))
             inputs = self.formulation.with_hints(inputs, maps)
