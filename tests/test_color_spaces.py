@@ -247,3 +247,22 @@ def test_grey_lightness_matches_the_lab_conversion() -> None:
     )
     with pytest.raises(ValueError, match=r"\(\*, 1, H, W\)"):
         grey_lightness(torch.rand(1, 3, 4, 4))
+
+
+def test_rgb_lightness_matches_lab_l() -> None:
+    """rgb_lightness (luminance Y alone) agrees with rgb_to_lab's L, floats and uint8."""
+    from colorcnn.color.spaces import rgb_lightness
+
+    generator = torch.Generator().manual_seed(0)
+    rgb = torch.rand(2, 3, 32, 48, generator=generator)
+    edges = torch.tensor(
+        [0.0, 1.0, 0.04045, 0.0404, 0.0405, 1 / 255, 254 / 255, 0.5, -0.1, 1.1]
+    )  # the sRGB knee, black, white, and out-of-range values (clamped)
+    grid = torch.cartesian_prod(edges, edges, edges).T.reshape(1, 3, 1, -1)
+    for image in (rgb, grid):
+        expected = rgb_to_lab(image)[:, :1]
+        assert (rgb_lightness(image) - expected).abs().max() < 1e-3
+    levels = torch.randint(0, 256, (1, 3, 16, 16), generator=generator, dtype=torch.uint8)
+    levels[0, :, 0, :4] = torch.tensor([0, 255, 10, 11], dtype=torch.uint8)
+    expected = rgb_to_lab(levels.float() / 255.0)[:, :1]
+    assert (rgb_lightness(levels) - expected).abs().max() < 1e-3

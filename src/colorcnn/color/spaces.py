@@ -47,6 +47,38 @@ def lab_lightness(rgb: torch.Tensor) -> torch.Tensor:
     return rgb_to_lab(rgb)[..., :1, :, :]
 
 
+# Row Y of kornia's linear-RGB -> XYZ matrix (D65), which rgb_to_lab uses: Lab L depends on
+# the luminance Y alone (the white point's Y is 1).
+_LUMINANCE_WEIGHTS = (0.212671, 0.715160, 0.072169)
+_srgb_linear_table: torch.Tensor | None = None
+
+
+def _srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """kornia's sRGB -> linear RGB of values in [0, 1]."""
+    return torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+
+
+def rgb_lightness(rgb: torch.Tensor) -> torch.Tensor:
+    """CIE L (*, 1, H, W) of sRGB (*, 3, H, W): what `lab_lightness` gives, to within float
+    rounding, from the luminance Y alone (no a, b, X or Z). Floats are read in [0, 1]
+    (clamped, as rgb_to_lab does); uint8 in [0, 255], linearized from a 256-entry table."""
+    global _srgb_linear_table
+    if isinstance(rgb, torch.Tensor) and rgb.dtype == torch.uint8:
+        if rgb.ndim < 3 or rgb.shape[-3] != 3:
+            raise ValueError(f"rgb must have shape (*, 3, H, W), got {tuple(rgb.shape)}")
+        if _srgb_linear_table is None:
+            _srgb_linear_table = _srgb_to_linear(torch.arange(256, dtype=torch.float32) / 255.0)
+        linear = _srgb_linear_table.to(device=rgb.device)[rgb.long()]
+    else:
+        _check_image(rgb, 3, "rgb")
+        linear = _srgb_to_linear(rgb.clamp(0.0, 1.0))
+    r, g, b = linear.unbind(dim=-3)
+    y = r * _LUMINANCE_WEIGHTS[0] + g * _LUMINANCE_WEIGHTS[1] + b * _LUMINANCE_WEIGHTS[2]
+    y = y.unsqueeze(-3)
+    f = torch.where(y > 0.008856, y.clamp(min=0.008856).pow(1 / 3.0), 7.787 * y + 4.0 / 29.0)
+    return 116.0 * f - 16.0
+
+
 # Grey levels tabulated for grey_lightness: 8- and 16-bit inputs land exactly on an entry.
 _GREY_LEVELS = 65535
 _grey_lightness_table: torch.Tensor | None = None

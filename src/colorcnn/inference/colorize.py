@@ -16,9 +16,8 @@ from colorcnn.color.hints import Hint, render_hints
 from colorcnn.color.spaces import (
     course_rgb,
     grey_lightness,
-    lab_lightness,
     lab_to_rgb,
-    rgb_to_lab,
+    rgb_lightness,
 )
 from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import Formulation
@@ -123,7 +122,7 @@ class Colorizer:
     def working_lightness(self, image: LoadedImage, shorter_side: int) -> torch.Tensor:
         """Lab L (1, 1, h, w) of `image` at the working size: the lightness that goes with
         `predict_ab`'s chroma (what a video's chroma stabilizer compares frames by)."""
-        return lab_lightness(self.working_picture(image, shorter_side))
+        return rgb_lightness(self.working_picture(image, shorter_side))
 
     @torch.inference_mode()
     def predict_ab(
@@ -136,10 +135,26 @@ class Colorizer:
         """Chroma (1, 2, h, w) predicted at the working resolution, guided by `hints`."""
         self.check_hints(hints)
         small = self.working_picture(image, shorter_side)  # (1, 3, h, w)
+        return self.predict_ab_from(small, temperature, hints, (image.width, image.height))
+
+    @torch.inference_mode()
+    def predict_ab_from(
+        self,
+        small: torch.Tensor,
+        temperature: float | None,
+        hints: list[Hint] | None = None,
+        full_size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Chroma (1, 2, h, w) of a ready `working_picture` (1, 3, h, w): lets a caller that
+        also needs its lightness (video) make it once. `hints` are in the pixels of the full
+        image, whose (width, height) is `full_size`."""
+        self.check_hints(hints)
         h, w = small.shape[-2:]
         inputs = self.formulation.inputs(course_rgb(small))
         if hints:
-            maps = render_hints(hints, (image.width, image.height), (h, w))
+            if full_size is None:
+                raise SettingError("`hints` need `full_size`, the (width, height) they are in")
+            maps = render_hints(hints, full_size, (h, w))
             inputs = self.formulation.with_hints(inputs, maps)
         return self.formulation.predict_chroma(self.model(inputs), inputs, temperature)
 
@@ -185,7 +200,7 @@ class Colorizer:
             if band.shape[0] == 1:  # grey input: L from a table, not a full Lab conversion
                 lightness = grey_lightness(band[None])
             else:
-                lightness = rgb_to_lab(band[None])[:, :1]
+                lightness = rgb_lightness(band[None])  # Y alone, not a full Lab conversion
             output[rows] = to_uint8(lab_to_rgb(torch.cat((lightness, ab_band), dim=1))[0])
         return to_pil(output, image.alpha)
 
