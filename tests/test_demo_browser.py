@@ -28,6 +28,7 @@ import pytest
 import torch
 from PIL import Image
 from test_demo_hints import HINT_BLUE, in_gamut_photo, lab, save_hint_following_model
+from test_demo_video import write_clip
 
 from colorcnn.color.hints import Hint
 from colorcnn.color.spaces import rgb_to_lab
@@ -315,6 +316,28 @@ def test_uploads_over_the_limits_are_refused_in_the_page(page, tmp_path: Path):
     page.set_input_files("#upload input[type=file]", str(wide))
     status = _wait_for_status(page, "Could not colourize")
     assert "wide.png is 2000x2000 px (4.0 MP); this demo accepts at most 3.0 MP" in status
+
+
+def test_a_clip_in_the_video_tab_comes_back_as_a_playable_colour_video(page, tmp_path: Path):
+    clip = write_clip(tmp_path / "clip.mp4")  # 12 frames of 64x48 px, 2 s
+    page.get_by_role("tab", name="Video", exact=True).click()
+    assert page.locator("#video-steady input").is_checked()  # steady colours by default
+    page.set_input_files("#video-upload input[type=file]", str(clip))
+    page.locator("#video-upload").get_by_text("clip.mp4").wait_for(timeout=30_000)
+    page.locator("#video-run").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#video-status')?.innerText || '').includes('Colourized')",
+        timeout=120_000,
+    )
+    status = page.inner_text("#video-status")
+    assert "Colourized clip.mp4 (12 frames, 64x48 px, 2.0 s)" in status, status
+    # The browser plays it: it reads the clip's size from the H.264 MP4 the page shows.
+    page.wait_for_function(
+        "() => { const video = document.querySelector('#video-result video');"
+        " return video && video.readyState >= 1 && video.videoWidth === 64; }",
+        timeout=60_000,
+    )
+    assert page.locator("#video-download").inner_text().strip() == "Download 64x48 MP4"
 
 
 def test_a_model_without_hints_says_so_in_the_hints_tab(page):

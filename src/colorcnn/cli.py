@@ -1114,8 +1114,15 @@ def serve(
         float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted, in MB.")
     ] = DemoLimits.max_upload_mb,
     max_pixels: Annotated[
-        int, typer.Option("--max-pixels", min=1, help="Largest image accepted, in pixels.")
+        int,
+        typer.Option(
+            "--max-pixels", min=1, help="Largest image, or video frame, accepted, in pixels."
+        ),
     ] = DemoLimits.max_pixels,
+    max_video_seconds: Annotated[
+        float,
+        typer.Option("--max-video-seconds", min=0.001, help="Longest video clip accepted, in s."),
+    ] = DemoLimits.max_video_seconds,
     concurrency: Annotated[
         int,
         typer.Option("--concurrency", min=1, help="Requests colourized at once; the rest queue."),
@@ -1126,13 +1133,14 @@ def serve(
     (`pip install "colorcnn[demo]"`).
 
     It runs offline on the CPU with the shipped weights, and listens on this computer only
-    unless --host says otherwise.
+    unless --host says otherwise. Its Video tab colourizes short clips (--max-video-seconds).
 
     Examples:
 
     ```
     colorcnn serve
     colorcnn serve --port 8080 --max-pixels 12000000
+    colorcnn serve --max-video-seconds 60
     ```
     """
     from colorcnn.demo.app import require_gradio
@@ -1140,7 +1148,9 @@ def serve(
     from colorcnn.demo.service import DemoService
 
     require_gradio()  # a missing extra is one line before any model loads
-    limits = DemoLimits(max_upload_mb=max_upload_mb, max_pixels=max_pixels)
+    limits = DemoLimits(
+        max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_video_seconds=max_video_seconds
+    )
     service = DemoService(model, limits)
 
     def started(address: str) -> None:

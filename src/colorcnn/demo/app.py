@@ -1,6 +1,7 @@
 """The web demo's page (Gradio): upload or pick a sample, choose the model and the
 temperature, compare grey and colour with a slider, place colour hints on the picture
-(for models that take them), download the full-size result and the hints."""
+(for models that take them), download the full-size result and the hints; in its Video
+tab, colourize a short clip, watch it and download it."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from typing import TYPE_CHECKING
 
 from colorcnn.color.hints import Hint
 from colorcnn.errors import ColorcnnError, first_line
-from colorcnn.files import IMAGE_SUFFIXES
+from colorcnn.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from colorcnn.inference.colorize import sample_photos
 
 if TYPE_CHECKING:
     import gradio
 
-    from colorcnn.demo.service import DemoResult, DemoService, ResultView
+    from colorcnn.demo.service import DemoLimits, DemoResult, DemoService, ResultView
 
 DEFAULT_HOST = "127.0.0.1"  # only this computer can reach the demo unless told otherwise
 DEFAULT_PORT = 7860
@@ -31,9 +32,9 @@ DEFAULT_CONCURRENCY = 2
 CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
 _INTRO = (
     "# colorcnn\n"
-    "Colourize a black-and-white photo on this computer's CPU. The network predicts only "
-    "the colour; the result keeps your photo's size, detail and brightness. Nothing leaves "
-    "this machine."
+    "Colourize a black-and-white photo, or a short video clip, on this computer's CPU. The "
+    "network predicts only the colour; the result keeps your picture's size, detail and "
+    "brightness. Nothing leaves this machine."
 )
 _NO_TEMPERATURE = "Only ab-bins models decode with a temperature; this model has none."
 _TEMPERATURE_INFO = (
@@ -46,7 +47,16 @@ _HINTS_HELP = (
     "Choose its colour below: only the hue and saturation count, the brightness stays the "
     "photo's. Pick a point in the list to change its colour, move it or remove it."
 )
+_VIDEO_STEADY_INFO = "Off: each frame is coloured alone, and colours may flicker."
 _log = logging.getLogger(__name__)
+
+
+def _video_note(limits: DemoLimits) -> str:
+    return (
+        f"Clips of up to {limits.max_video_seconds:g} s, {limits.max_upload_mb:g} MB and "
+        f"{limits.max_pixels / 1e6:g} MP a frame; every frame goes through the network, so a "
+        "clip takes a while. The result keeps the clip's frames, rate, size and sound."
+    )
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,24 @@ def build_app(service: DemoService) -> gradio.Blocks:
         chosen = replace(hints, chosen=index)
         return chosen, *hint_panel(model, chosen)
 
+    def colorize_clip(path: str | None, model: str, stabilize: bool):
+        """The colourized clip, its message and its download button, or why there is none."""
+        hidden = gr.DownloadButton(visible=False)
+        if not path:
+            return None, "Upload a grey video clip first.", hidden
+        try:
+            clip = service.colorize_video_upload(path, model, bool(stabilize))
+        except ColorcnnError as error:
+            log_rejection(str(error))
+            return None, f"**Could not colourize:** {error}", hidden
+        except Exception as error:  # noqa: BLE001 - a bug must still leave one line in the page
+            _log.exception("colourizing the clip %s failed", path)
+            return None, f"**Could not colourize:** unexpected {type(error).__name__}", hidden
+        button = gr.DownloadButton(
+            f"Download {clip.width}x{clip.height} MP4", value=str(clip.video), visible=True
+        )
+        return str(clip.video), clip.message, button
+
     first_temperature = service.default_temperature(service.default_model)
     # Gradio keeps its own copy of every upload and result; files older than an hour go.
     with gr.Blocks(
@@ -283,78 +311,104 @@ def build_app(service: DemoService) -> gradio.Blocks:
     ) as demo:
         gr.Markdown(_INTRO)
         hints = gr.State(HintPoints())
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.File(
-                    label="Grey photo: drop it here or click to choose",
-                    file_types=sorted(IMAGE_SUFFIXES), type="filepath", elem_id="upload",
-                )  # fmt: skip
-                _log_refusals_in_one_line(gr, upload)
-                model = gr.Dropdown(
-                    choices=service.model_choices(), value=service.default_model,
-                    label="Model", info="photo: natural colour; photo-vivid: more colour, "
-                    "set by the temperature; cifar-horse-*: the course's 32 px horse models.",
-                    elem_id="model",
-                )  # fmt: skip
-                temperature = gr.Slider(
-                    0.02, 1.0, value=first_temperature or 0.38, step=0.02, label="Temperature",
-                    info=_TEMPERATURE_INFO if first_temperature else _NO_TEMPERATURE,
-                    interactive=first_temperature is not None, elem_id="temperature",
-                )  # fmt: skip
-                with gr.Accordion("More settings", open=False):
-                    size = gr.Slider(
-                        32, 512, value=service.colorizer(service.default_model).working_size,
-                        step=32,
-                        label="Working size (px)", info="Shorter side at which the network "
-                        "runs (each model starts at its own); the result keeps the photo's "
-                        "own size.", elem_id="size",
+        with gr.Tabs():
+            with gr.Tab("Photo", elem_id="photo-tab"), gr.Row():
+                with gr.Column(scale=1):
+                    upload = gr.File(
+                        label="Grey photo: drop it here or click to choose",
+                        file_types=sorted(IMAGE_SUFFIXES), type="filepath", elem_id="upload",
                     )  # fmt: skip
-                run = gr.Button("Colourize", variant="primary", elem_id="run")
-                gr.Examples(
-                    examples=[[str(path)] for path in sample_photos()], inputs=[upload],
-                    label="Samples",
-                )  # fmt: skip
-            with gr.Column(scale=2):
-                with gr.Tabs():
-                    with gr.Tab("Grey | colour", elem_id="compare-tab"):
-                        result = gr.ImageSlider(
-                            label="Grey | colour (drag the handle)", type="filepath",
-                            interactive=False, elem_id="result", max_height=720,
+                    _log_refusals_in_one_line(gr, upload)
+                    model = gr.Dropdown(
+                        choices=service.model_choices(), value=service.default_model,
+                        label="Model", info="photo: natural colour; photo-vivid: more colour, "
+                        "set by the temperature; cifar-horse-*: the course's 32 px horse models.",
+                        elem_id="model",
+                    )  # fmt: skip
+                    temperature = gr.Slider(
+                        0.02, 1.0, value=first_temperature or 0.38, step=0.02, label="Temperature",
+                        info=_TEMPERATURE_INFO if first_temperature else _NO_TEMPERATURE,
+                        interactive=first_temperature is not None, elem_id="temperature",
+                    )  # fmt: skip
+                    with gr.Accordion("More settings", open=False):
+                        size = gr.Slider(
+                            32, 512, value=service.colorizer(service.default_model).working_size,
+                            step=32,
+                            label="Working size (px)", info="Shorter side at which the network "
+                            "runs (each model starts at its own); the result keeps the photo's "
+                            "own size.", elem_id="size",
                         )  # fmt: skip
-                    with gr.Tab("Colour hints", elem_id="hints-tab"):
-                        takes_hints = service.takes_hints(service.default_model)
-                        hint_note = gr.Markdown(
-                            _HINTS_FIRST if takes_hints else _NO_HINTS, elem_id="hint-note"
-                        )
-                        with gr.Column(visible=False) as hint_tools:
-                            hint_picture = gr.Image(
-                                label="Click to place a colour hint", type="filepath",
-                                interactive=False, buttons=[], elem_id="hint-picture",
-                                height=560,
+                    run = gr.Button("Colourize", variant="primary", elem_id="run")
+                    gr.Examples(
+                        examples=[[str(path)] for path in sample_photos()], inputs=[upload],
+                        label="Samples",
+                    )  # fmt: skip
+                with gr.Column(scale=2):
+                    with gr.Tabs():
+                        with gr.Tab("Grey | colour", elem_id="compare-tab"):
+                            result = gr.ImageSlider(
+                                label="Grey | colour (drag the handle)", type="filepath",
+                                interactive=False, elem_id="result", max_height=720,
                             )  # fmt: skip
-                            with gr.Row(equal_height=True):
-                                point_list = gr.Dropdown(
-                                    label="Point (x, y in the photo's pixels)", choices=[],
-                                    value=None, elem_id="hint-points",
-                                )  # fmt: skip
-                                point_colour = gr.ColorPicker(
-                                    label="Its colour", interactive=False, elem_id="hint-colour"
-                                )
-                            with gr.Row():
-                                move = gr.Checkbox(
-                                    label="A click moves the chosen point", elem_id="hint-move"
-                                )
-                                remove = gr.Button(
-                                    "Remove point", interactive=False, elem_id="hint-remove"
-                                )
-                                clear = gr.Button(
-                                    "Clear all points", interactive=False, elem_id="hint-clear"
-                                )
-                            hints_download = gr.DownloadButton(
-                                "Download hints (JSON)", visible=False, elem_id="hints-download"
+                        with gr.Tab("Colour hints", elem_id="hints-tab"):
+                            takes_hints = service.takes_hints(service.default_model)
+                            hint_note = gr.Markdown(
+                                _HINTS_FIRST if takes_hints else _NO_HINTS, elem_id="hint-note"
                             )
-                status = gr.Markdown(elem_id="status")
-                download = gr.DownloadButton(visible=False, elem_id="download")
+                            with gr.Column(visible=False) as hint_tools:
+                                hint_picture = gr.Image(
+                                    label="Click to place a colour hint", type="filepath",
+                                    interactive=False, buttons=[], elem_id="hint-picture",
+                                    height=560,
+                                )  # fmt: skip
+                                with gr.Row(equal_height=True):
+                                    point_list = gr.Dropdown(
+                                        label="Point (x, y in the photo's pixels)", choices=[],
+                                        value=None, elem_id="hint-points",
+                                    )  # fmt: skip
+                                    point_colour = gr.ColorPicker(
+                                        label="Its colour", interactive=False, elem_id="hint-colour"
+                                    )
+                                with gr.Row():
+                                    move = gr.Checkbox(
+                                        label="A click moves the chosen point", elem_id="hint-move"
+                                    )
+                                    remove = gr.Button(
+                                        "Remove point", interactive=False, elem_id="hint-remove"
+                                    )
+                                    clear = gr.Button(
+                                        "Clear all points", interactive=False, elem_id="hint-clear"
+                                    )
+                                hints_download = gr.DownloadButton(
+                                    "Download hints (JSON)", visible=False, elem_id="hints-download"
+                                )
+                    status = gr.Markdown(elem_id="status")
+                    download = gr.DownloadButton(visible=False, elem_id="download")
+            with gr.Tab("Video", elem_id="video-tab"), gr.Row():
+                with gr.Column(scale=1):
+                    video_upload = gr.File(
+                        label="Grey video clip: drop it here or click to choose",
+                        file_types=sorted(VIDEO_SUFFIXES), type="filepath",
+                        elem_id="video-upload",
+                    )  # fmt: skip
+                    _log_refusals_in_one_line(gr, video_upload)
+                    video_model = gr.Dropdown(
+                        choices=service.model_choices(), value=service.default_model,
+                        label="Model", elem_id="video-model",
+                    )  # fmt: skip
+                    steady = gr.Checkbox(
+                        value=True, label="Keep colours steady from frame to frame",
+                        info=_VIDEO_STEADY_INFO, elem_id="video-steady",
+                    )  # fmt: skip
+                    video_run = gr.Button("Colourize video", variant="primary", elem_id="video-run")
+                    gr.Markdown(_video_note(service.limits), elem_id="video-note")
+                with gr.Column(scale=2):
+                    video_result = gr.Video(
+                        label="Colour", interactive=False, buttons=["download"],
+                        elem_id="video-result", height=480,
+                    )  # fmt: skip
+                    video_status = gr.Markdown(elem_id="video-status")
+                    video_download = gr.DownloadButton(visible=False, elem_id="video-download")
 
         settings = [upload, model, temperature, size]
         outputs = [result, status, download]
@@ -380,6 +434,10 @@ def build_app(service: DemoService) -> gradio.Blocks:
         clear.click(clear_points, [*settings, hints], **edited)
         point_list.input(choose_point, [model, hints, point_list], [hints, *panel],
                          api_name=False, show_progress="hidden")  # fmt: skip
+        # A clip takes seconds to minutes: it is colourized on the button only.
+        video_run.click(colorize_clip, [video_upload, video_model, steady],
+                        [video_result, video_status, video_download],
+                        api_name="colorize_video")  # fmt: skip
     return demo
 
 

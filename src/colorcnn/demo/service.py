@@ -1,6 +1,7 @@
 """What the web demo does with an upload, apart from the page: limits, models loaded once,
 uploads decoded once, the colourized picture, its full-resolution file, colour hints (their
-file, and the points marked on the page's picture) and a message for a person.
+file, and the points marked on the page's picture), colourized video clips and a message
+for a person.
 
 Kept free of Gradio so that it is tested directly and the page stays a thin layer.
 """
@@ -25,10 +26,11 @@ from PIL import Image, ImageDraw, ImageFont
 from colorcnn.color.hints import Hint
 from colorcnn.color.spaces import join_lightness_and_ab, rgb_to_lab
 from colorcnn.errors import ColorcnnError
-from colorcnn.files import IMAGE_SUFFIXES, atomic_path
+from colorcnn.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_path
 from colorcnn.inference.colorize import DEFAULT_MODEL, Colorizer
 from colorcnn.inference.hints import sidecar_path, write_hints_file
 from colorcnn.inference.images import LoadedImage, from_uint8, read_image, save_image, to_uint8
+from colorcnn.inference.video import VideoInfo, colorize_video, probe_video
 from colorcnn.weights import shipped_models
 
 # Results of this many recent requests stay on disk for their download links; older ones
@@ -46,16 +48,24 @@ MAX_HINTS = 64
 @dataclass(frozen=True)
 class DemoLimits:
     """What one upload may be. The page shows pictures larger than `display_pixels`
-    scaled down; the download is always at full resolution."""
+    scaled down; the download is always at full resolution. A video clip is held to the
+    upload size, to `max_pixels` in each frame and to `max_video_seconds` in length: every
+    frame goes through the network, about 10 frames a second at 1280x720 on 2 cores."""
 
     max_upload_mb: float = 25.0
     max_pixels: int = 40_000_000
     display_pixels: int = 4_000_000
+    max_video_seconds: float = 20.0
 
     def __post_init__(self) -> None:
         if not self.max_upload_mb > 0:
             raise ColorcnnError(
                 f"max upload must be a positive size in MB, got {self.max_upload_mb}"
+            )
+        if not self.max_video_seconds > 0:
+            raise ColorcnnError(
+                f"max video length must be a positive number of seconds, got "
+                f"{self.max_video_seconds}"
             )
         if self.max_pixels < 1 or self.display_pixels < 1:
             raise ColorcnnError(
@@ -106,6 +116,17 @@ class DemoResult:
         return ResultView(
             self.shown_files[1], self.download, (self.width, self.height), self.colour.size
         )
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """A colourized clip as the page shows it and downloads it."""
+
+    video: Path  # the colourized clip (H.264 MP4), in the result's own folder
+    frames: int
+    width: int
+    height: int
+    message: str  # one or two sentences for the page
 
 
 # JPEG, which the page's pictures are written in, holds at most 65,535 px a side.
@@ -294,6 +315,76 @@ class DemoService:
                 f"{shown_name} is {width}x{height} px ({_pixel_count(width * height)}); this "
                 f"demo accepts at most {_pixel_count(self.limits.max_pixels)}"
             )
+
+    def check_video_upload(self, path: Path, shown_name: str) -> VideoInfo:
+        """Refuse a clip that is too big in bytes, is not a video, has frames of too many
+        pixels or lasts too long, before a frame is colourized; what it is otherwise."""
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.limits.max_upload_mb:
+            raise ColorcnnError(
+                f"{shown_name} is {size_mb:.3g} MB; this demo accepts files up to "
+                f"{self.limits.max_upload_mb:g} MB"
+            )
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ColorcnnError(
+                f"{shown_name} is not a supported video file; expected one of "
+                f"{', '.join(sorted(VIDEO_SUFFIXES))}"
+            )
+        info = probe_video(path)  # opens it by its container: one line if it is no video
+        if info.width * info.height > self.limits.max_pixels:
+            raise ColorcnnError(
+                f"{shown_name} has frames of {info.width}x{info.height} px "
+                f"({_pixel_count(info.width * info.height)}); this demo accepts at most "
+                f"{_pixel_count(self.limits.max_pixels)} a frame"
+            )
+        seconds = info.seconds
+        if seconds is None and info.frames and info.fps:
+            seconds = float(info.frames / info.fps)
+        if seconds is None:
+            raise ColorcnnError(
+                f"{shown_name} does not say how long it is; this demo accepts clips of up to "
+                f"{self.limits.max_video_seconds:g} s whose length it can read"
+            )
+        if seconds > self.limits.max_video_seconds:
+            raise ColorcnnError(
+                f"{shown_name} lasts {seconds:.1f} s; this demo accepts clips of up to "
+                f"{self.limits.max_video_seconds:g} s"
+            )
+        return info
+
+    def colorize_video_upload(
+        self, path: str | Path, model: str | None = None, stabilize: bool = True
+    ) -> VideoResult:
+        """Colourize one uploaded clip with the model's cached Colorizer, at its own
+        working size and temperature, into an H.264 MP4 in a result folder of its own
+        (colorize_video: frames, rate, size and sound kept). Refusals and problems come
+        back as a ColorcnnError naming the file as the person called it."""
+        path = Path(path)
+        shown_name = path.name
+        model = model or self.default_model
+        try:
+            info = self.check_video_upload(path, shown_name)
+            colorizer = self.colorizer(model)
+            target = self._new_result_folder() / f"{path.stem}-colorized.mp4"
+            done = colorize_video(path, target, colorizer, stabilize=stabilize, show_progress=False)
+        except ColorcnnError as error:
+            raise ColorcnnError(str(error).replace(str(path), shown_name)) from None
+        length = f", {info.seconds:.1f} s" if info.seconds is not None else ""
+        steadiness = "colours kept steady" if done.stabilized else "each frame coloured alone"
+        message = (
+            f"Colourized {shown_name} ({done.frames} frames, {done.width}x{done.height} px"
+            f"{length}) with {colorizer.name} in {done.seconds:.1f} s, {steadiness}."
+        )
+        if done.had_colour:
+            message += " The clip had colour; it was made grey first."
+        if done.had_audio:
+            message += " Its sound is kept."
+        if done.width % 2 or done.height % 2:
+            message += (
+                " Its odd size is written in 4:4:4, which some browsers do not play; "
+                "the download plays in a video player."
+            )
+        return VideoResult(target, done.frames, done.width, done.height, message)
 
     @staticmethod
     def _check_hints(hints: Sequence[Hint], colorizer: Colorizer, image: LoadedImage) -> None:
