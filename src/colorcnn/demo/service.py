@@ -292,19 +292,23 @@ class DemoService:
 
     # Uploads ------------------------------------------------------------------------------
 
-    def check_upload(self, path: Path, shown_name: str) -> None:
-        """Refuse an upload that is too big, in bytes or in pixels, before decoding it."""
+    def _check_file(self, path: Path, shown_name: str, kind: str, suffixes: frozenset[str]) -> None:
+        """Refuse a file over the upload limit, or not of one of `suffixes`."""
         size_mb = path.stat().st_size / 1e6
         if size_mb > self.limits.max_upload_mb:
             raise ColorcnnError(
                 f"{shown_name} is {size_mb:.3g} MB; this demo accepts files up to "
                 f"{self.limits.max_upload_mb:g} MB"
             )
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if path.suffix.lower() not in suffixes:
             raise ColorcnnError(
-                f"{shown_name} is not a supported image file; expected one of "
-                f"{', '.join(sorted(IMAGE_SUFFIXES))}"
+                f"{shown_name} is not a supported {kind} file; expected one of "
+                f"{', '.join(sorted(suffixes))}"
             )
+
+    def check_upload(self, path: Path, shown_name: str) -> None:
+        """Refuse an upload that is too big, in bytes or in pixels, before decoding it."""
+        self._check_file(path, shown_name, "image", IMAGE_SUFFIXES)
         try:
             with Image.open(path) as opened:  # reads the header only
                 width, height = opened.size
@@ -319,17 +323,7 @@ class DemoService:
     def check_video_upload(self, path: Path, shown_name: str) -> VideoInfo:
         """Refuse a clip that is too big in bytes, is not a video, has frames of too many
         pixels or lasts too long, before a frame is colourized; what it is otherwise."""
-        size_mb = path.stat().st_size / 1e6
-        if size_mb > self.limits.max_upload_mb:
-            raise ColorcnnError(
-                f"{shown_name} is {size_mb:.3g} MB; this demo accepts files up to "
-                f"{self.limits.max_upload_mb:g} MB"
-            )
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ColorcnnError(
-                f"{shown_name} is not a supported video file; expected one of "
-                f"{', '.join(sorted(VIDEO_SUFFIXES))}"
-            )
+        self._check_file(path, shown_name, "video", VIDEO_SUFFIXES)
         info = probe_video(path)  # opens it by its container: one line if it is no video
         if info.width * info.height > self.limits.max_pixels:
             raise ColorcnnError(
