@@ -7,7 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,30 +152,26 @@ def plan_jobs(
     return list(unique.values()), missing
 
 
-def process_files(
+def run_jobs(
     jobs: list[Job],
-    transform: Callable[[LoadedImage, Path], Image.Image],
+    work: Callable[[Job], bool],
     *,
     overwrite: bool = False,
-    show_progress: bool = True,
     report: Callable[[str], None] = tqdm.write,
-    desc: str = "Processing",
+    progress: Iterable[Job] | None = None,
 ) -> Summary:
-    """Read, transform (the image and its source path) and write every job; a file that
-    fails is reported in one line and the rest go on; nothing is overwritten without
-    `overwrite`."""
+    """Do every job with `work`, which writes the job's target and says whether its input
+    had colour; a job that fails is reported in one line and the rest go on; nothing is
+    overwritten without `overwrite`. `progress` walks the jobs with a progress bar."""
     summary = Summary()
     started = time.perf_counter()
-    progress = tqdm(jobs, desc=desc, unit="image", disable=not show_progress or len(jobs) < 2)
-    for job in progress:
+    for job in jobs if progress is None else progress:
         if job.target.exists() and not overwrite:
             summary.skipped.append(job.source)
             report(f"skipped {job.source}: {job.target} exists (pass --overwrite to replace it)")
             continue
         try:
-            loaded = read_image(job.source)
-            result = transform(loaded, job.source)
-            save_image(result, job.target)
+            had_colour = work(job)
         except ColorcnnError as error:
             summary.failed.append((job.source, str(error)))
             report(f"failed {job.source}: {error}")
@@ -185,9 +181,30 @@ def process_files(
             summary.failed.append((job.source, message))
             report(f"failed {job.source}: {message}")
             continue
-        if loaded.was_colour:
+        if had_colour:
             summary.had_colour.append(job.source)
         summary.done.append(job.target)
-        del loaded, result  # free the full-size arrays before reading the next file
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def process_files(
+    jobs: list[Job],
+    transform: Callable[[LoadedImage, Path], Image.Image],
+    *,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    report: Callable[[str], None] = tqdm.write,
+    desc: str = "Processing",
+) -> Summary:
+    """Read, transform (the image and its source path) and write every image job, through
+    `run_jobs`."""
+
+    def transform_file(job: Job) -> bool:
+        # Its full-size arrays are freed on return, before the next file is read.
+        loaded = read_image(job.source)
+        save_image(transform(loaded, job.source), job.target)
+        return loaded.was_colour
+
+    progress = tqdm(jobs, desc=desc, unit="image", disable=not show_progress or len(jobs) < 2)
+    return run_jobs(jobs, transform_file, overwrite=overwrite, report=report, progress=progress)

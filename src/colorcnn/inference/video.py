@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from colorcnn.color.spaces import rgb_lightness
 from colorcnn.errors import ColorcnnError, SettingError, first_line
 from colorcnn.files import VIDEO_SUFFIXES, atomic_path
-from colorcnn.inference.batch import Job, Summary, is_video
+from colorcnn.inference.batch import Job, Summary, is_video, run_jobs
 from colorcnn.inference.colorize import DEFAULT_MODEL, Colorizer
 from colorcnn.inference.images import LoadedImage, from_array
 
@@ -303,26 +303,14 @@ def process_videos(
     show_progress: bool = True,
     report: Callable[[str], None] = tqdm.write,
 ) -> Summary:
-    """Colourize each video job in turn; one that fails is reported in one line and the rest
-    go on; nothing is overwritten without `overwrite`."""
-    summary = Summary()
-    started = time.perf_counter()
-    for job in jobs:
-        if job.target.exists() and not overwrite:
-            summary.skipped.append(job.source)
-            report(f"skipped {job.source}: {job.target} exists (pass --overwrite to replace it)")
-            continue
-        try:
-            done = colorize_video(
-                job.source, job.target, colorizer, size=size, temperature=temperature,
-                stabilize=stabilize, show_progress=show_progress,
-            )  # fmt: skip
-        except ColorcnnError as error:
-            summary.failed.append((job.source, str(error)))
-            report(f"failed {job.source}: {error}")
-            continue
-        if done.had_colour:
-            summary.had_colour.append(job.source)
-        summary.done.append(job.target)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    """Colourize each video job in turn, through `run_jobs`: one that fails is reported in
+    one line and the rest go on; nothing is overwritten without `overwrite`."""
+
+    def colorize_job(job: Job) -> bool:
+        done = colorize_video(
+            job.source, job.target, colorizer, size=size, temperature=temperature,
+            stabilize=stabilize, show_progress=show_progress,
+        )  # fmt: skip
+        return done.had_colour
+
+    return run_jobs(jobs, colorize_job, overwrite=overwrite, report=report)
