@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +104,35 @@ def save_hinted_run(
     }  # fmt: skip
     save_checkpoint(folder / "checkpoints" / "best", network, info)
     return folder
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_demo_server(
+    log: Path, *arguments: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`colorcnn serve ARGUMENTS` on a free local port, its output in `log`; the process
+    and its address once the page answers (the test fails if it does not within 2 min)."""
+    port = free_port()
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port), *arguments],
+            stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "GRADIO_TEMP_DIR": str(log.parent / "gradio"), **(env or {})},
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"colorcnn serve did not start:\n{log.read_text()}")
+            time.sleep(0.5)

@@ -14,10 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import start_demo_server
 from PIL import Image
 from test_demo_hints import HINT_BLUE, in_gamut_photo, lab, save_hint_following_model
 from test_demo_video import write_clip
@@ -76,37 +74,14 @@ def _need_browser() -> None:
         _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set COLORCNN_CHROMIUM)")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _serve(folder: Path, *arguments: str) -> Iterator[str]:
     """`colorcnn serve` on a free local port, as a user starts it; its address while it
     runs. It must stop on SIGTERM and leave nothing in its temporary folder."""
     _need_gradio()
-    port = _free_port()
-    log = folder / "serve.log"
     temporary = folder / "tmp"  # the server's own temporary folder, checked at the end
     temporary.mkdir()
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(folder / "gradio"), "TMPDIR": str(temporary)}
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port), *arguments],
-            stdout=output, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"colorcnn serve did not start:\n{log.read_text()}")
-            time.sleep(0.5)
+    process, url = start_demo_server(folder / "serve.log", *arguments,
+                                     env={"TMPDIR": str(temporary)})  # fmt: skip
     yield url
     process.terminate()  # SIGTERM, as a service manager stops it
     try:

@@ -4,47 +4,14 @@ server through Gradio's own client, so it needs the demo extra but no browser.""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import start_demo_server
 from PIL import Image
 
 PIXEL_LIMIT = 10_000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _serve(log: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(log.parent / "gradio")}
-    with open(log, "w") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "colorcnn", "serve", "--port", str(port),
-             "--max-pixels", str(PIXEL_LIMIT)],
-            stdout=output, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-
-
-def _wait_until_up(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"colorcnn serve did not start:\n{log.read_text()}")
-            time.sleep(0.5)
 
 
 def test_each_refused_upload_is_one_line_in_the_server_log(tmp_path: Path) -> None:
@@ -57,11 +24,9 @@ def test_each_refused_upload_is_one_line_in_the_server_log(tmp_path: Path) -> No
     wide = tmp_path / "wide.png"  # refused by the demo's pixel limit
     Image.new("L", (200, 100), 128).save(wide)
 
-    log, port = tmp_path / "serve.log", _free_port()
-    process = _serve(log, port)
-    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "serve.log"
+    process, url = start_demo_server(log, "--max-pixels", str(PIXEL_LIMIT))
     try:
-        _wait_until_up(process, url, log)
         client = client_module.Client(url, verbose=False, download_files=str(tmp_path / "d"))
         with pytest.raises(AppError, match="Invalid file type"):
             client.predict(client_module.handle_file(str(notes)), "photo", 0.38, 128,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 from safetensors.torch import load_file
 
 SCRIPT = """
@@ -47,15 +47,9 @@ fit(config, show_progress=False, finished=keep)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _torchrun(processes: int, *args: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-            "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), *args]  # fmt: skip
+            "--master-addr", "127.0.0.1", "--master-port", str(free_port()), *args]  # fmt: skip
 
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
