@@ -111,6 +111,15 @@ def render_hints(
     return maps
 
 
+def _hint_square(hints: torch.Tensor, ab: torch.Tensor, top: int, left: int, side: int) -> None:
+    """Mark the square of `side` at (top, left) in one picture's hint channels (3, H, W) as
+    a hint of the square's mean true chroma `ab` (2, H, W)."""
+    rows, columns = slice(top, top + side), slice(left, left + side)
+    mean = ab[:, rows, columns].mean(dim=(1, 2))
+    hints[:2, rows, columns] = (mean / AB_SCALE).view(2, 1, 1)
+    hints[2, rows, columns] = 1.0
+
+
 def simulate_hints(
     ab: torch.Tensor,
     generator: torch.Generator,
@@ -136,10 +145,7 @@ def simulate_hints(
         for side, (centre_y, centre_x) in zip(sides.tolist(), centres.tolist(), strict=True):
             top = min(max(round(centre_y * height) - side // 2, 0), height - side)
             left = min(max(round(centre_x * width) - side // 2, 0), width - side)
-            patch = (slice(top, top + side), slice(left, left + side))
-            mean = ab[index, :, patch[0], patch[1]].mean(dim=(1, 2))
-            hints[index, :2, patch[0], patch[1]] = (mean / AB_SCALE).view(2, 1, 1)
-            hints[index, 2, patch[0], patch[1]] = 1.0
+            _hint_square(hints[index], ab[index], top, left, side)
     return hints
 
 
@@ -158,10 +164,7 @@ def sample_hints_from_truth(
     lefts = torch.randint(0, width - patch + 1, (count, points), generator=generator)
     for index in range(count):
         for top, left in zip(tops[index].tolist(), lefts[index].tolist(), strict=True):
-            rows, columns = slice(top, top + patch), slice(left, left + patch)
-            mean = ab[index, :, rows, columns].mean(dim=(1, 2))
-            hints[index, :2, rows, columns] = (mean / AB_SCALE).view(2, 1, 1)
-            hints[index, 2, rows, columns] = 1.0
+            _hint_square(hints[index], ab[index], top, left, patch)
     return hints
 
 
