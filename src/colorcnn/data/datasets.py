@@ -63,6 +63,12 @@ class DataSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> DataSettings:
+        """Settings from `to_dict`, leaving out names this version does not know."""
+        known = {setting.name for setting in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
 
 def _absolute(folder: str | None) -> str | None:
     return None if folder is None else str(Path(folder).expanduser().absolute())

@@ -81,9 +81,8 @@ class TrainedModel:
 def _data_settings(
     info: dict, source: Path, data: str | None = None, cifar_data: str | None = None
 ) -> DataSettings:
-    known = {field.name for field in dataclasses.fields(DataSettings)}
     try:
-        settings = DataSettings(**{k: v for k, v in info.get("data", {}).items() if k in known})
+        settings = DataSettings.from_dict(info.get("data", {}))
     except (TypeError, ValueError, AttributeError) as error:
         raise ColorcnnError(
             f"{source}: its description lacks valid data settings ({error!r})"

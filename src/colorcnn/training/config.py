@@ -145,10 +145,9 @@ class TrainConfig:
         data = values.get("data")
         if not isinstance(data, dict):  # flat: "data" is the folder, beside the others
             data = values
-        data_names = {setting.name for setting in fields(DataSettings)}
         names = {setting.name for setting in fields(cls)} - {"data"}
         return cls(
-            data=DataSettings(**{key: value for key, value in data.items() if key in data_names}),
+            data=DataSettings.from_dict(data),
             **{key: value for key, value in values.items() if key in names},
         )
 
