@@ -148,6 +148,7 @@ class Run:
     group: distributed.Group | None  # the processes torchrun started, or None for one
     made_folder: Path | None = None  # the outermost folder a new run created: removed again
     # if loading the data fails, so that a run that never started leaves no empty folders
+    init_from: ckpt.Checkpoint | None = None  # the trained model a new run starts from
 
     @property
     def writes(self) -> bool:
@@ -203,16 +204,17 @@ def settle_run(
         )
     model_entry(config.model)  # fail on a bad name at once
     _check_image_side(config)
+    init_from = None
     if resumed is None:  # a resumed run restores its own weights
         _check_pretrained_weights(config.model)
-        _check_init_from(config)
+        init_from = _read_init_from(config)
     if config.data.dataset == "cifar10":
         resolve_categories(config.data.category)
     set_determinism(config.deterministic)
     objective = model_objective(config.model)
     target = config.target or default_target(objective, config.data.dataset, config.task)
     config = dataclasses.replace(config, target=target)  # config.json names what was trained
-    run = Run(config, paths, resumed, device, group)
+    run = Run(config, paths, resumed, device, group, init_from=init_from)
     if resumed is None and run.writes:
         run.made_folder = _make_run_folder(paths)
     return run
@@ -230,17 +232,19 @@ def _check_image_side(config: TrainConfig) -> None:
         )
 
 
-def _check_init_from(config: TrainConfig) -> None:
-    """Fail before minutes of data loading where `init_from` is missing or of another
-    architecture."""
+def _read_init_from(config: TrainConfig) -> ckpt.Checkpoint | None:
+    """The model `init_from` names, read once; fails before minutes of data loading where
+    it is missing or of another architecture."""
     if config.init_from is None:
-        return
-    trained = ckpt.load_checkpoint(config.init_from).info["model"]
+        return None
+    checkpoint = ckpt.load_checkpoint(config.init_from)
+    trained = checkpoint.info["model"]
     if trained != config.model:
         raise SettingError(
             f"`init_from` {config.init_from} is a {trained} model; expected a {config.model} "
             f"model to start this {config.model} run from"
         )
+    return checkpoint
 
 
 def _check_pretrained_weights(model_name: str) -> None:
@@ -372,8 +376,8 @@ def create_model_and_optimizer(run: Run, data: PreparedData) -> TrainingState:
     if pretrained and run.resumed is None:  # a resumed run restores its own weights
         model.load_pretrained_encoder()
     started = None
-    if config.init_from is not None and run.resumed is None:  # a resumed run has its own
-        started = warm_start(model, ckpt.load_checkpoint(config.init_from).model_state)
+    if run.init_from is not None:  # read by settle_run for a new run; a resumed one has its own
+        started = warm_start(model, run.init_from.model_state)
     model = model.to(run.device)
     if config.channels_last:
         model = fast_layout(model)
