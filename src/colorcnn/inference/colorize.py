@@ -119,12 +119,6 @@ class Colorizer:
         return from_uint8(small)
 
     @torch.inference_mode()
-    def working_lightness(self, image: LoadedImage, shorter_side: int) -> torch.Tensor:
-        """Lab L (1, 1, h, w) of `image` at the working size: the lightness that goes with
-        `predict_ab`'s chroma (what a video's chroma stabilizer compares frames by)."""
-        return rgb_lightness(self.working_picture(image, shorter_side))
-
-    @torch.inference_mode()
     def predict_ab(
         self,
         image: LoadedImage,
@@ -133,7 +127,6 @@ class Colorizer:
         hints: list[Hint] | None = None,
     ) -> torch.Tensor:
         """Chroma (1, 2, h, w) predicted at the working resolution, guided by `hints`."""
-        self.check_hints(hints)
         small = self.working_picture(image, shorter_side)  # (1, 3, h, w)
         return self.predict_ab_from(small, temperature, hints, (image.width, image.height))
 
