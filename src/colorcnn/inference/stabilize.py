@@ -100,7 +100,6 @@ class ChromaStabilizer:
             )
         self.settings = StabilizerSettings(**settings)
         self._flow = cv2.DISOpticalFlow_create(FLOW_PRESETS[self.settings.flow_preset])
-        self.cuts = 0  # scene cuts found since the last reset (for reports and tests)
         self.reset()
 
     def __repr__(self) -> str:
@@ -111,7 +110,7 @@ class ChromaStabilizer:
         self._previous_grey: np.ndarray | None = None  # (h, w) uint8
         self._previous_lightness: np.ndarray | None = None  # (h, w) float32, L 0-100
         self._previous_ab: np.ndarray | None = None  # (h, w, 2) float32, the smoothed chroma
-        self.cuts = 0
+        self.cuts = 0  # scene cuts found since the last reset (for reports and tests)
 
     def step(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         """lightness (1, 1, h, w) Lab L (0-100) of this frame at the working size, ab

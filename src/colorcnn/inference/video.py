@@ -153,18 +153,14 @@ def _loaded_frame(rgb: np.ndarray) -> LoadedImage:
 def _new_stabilizer(stabilize: bool) -> ChromaStabilizer | None:
     if not stabilize:
         return None
-    try:
+    try:  # here, not at the top: it needs OpenCV, which only video colourizing does
         from colorcnn.inference.stabilize import ChromaStabilizer
     except ModuleNotFoundError as error:
-        if error.name == "colorcnn.inference.stabilize":  # absent: each frame is coloured alone
-            return None
         raise ColorcnnError(
             f"steadying video colour needs {error.name}; install it with: "
             'pip install "colorcnn[video]"'
         ) from None
-    stabilizer = ChromaStabilizer()
-    stabilizer.reset()
-    return stabilizer
+    return ChromaStabilizer()  # starts afresh
 
 
 def _check_target(target: Path) -> str:
