@@ -3,9 +3,8 @@
 Usage:
     python benchmarks/demo_hints_latency.py [--photo PHOTO] [--changes 10] [--no-browser]
 
-No shipped model takes hints yet, so this times a stand-in of the same cost as `photo`:
-its network (efficient_unet, 16 filters, working size 160) with the three hint channels
-more, untrained. Two numbers per change (a point added, or its colour changed):
+It times the shipped `photo` model, which takes hints (spreading them by lightness when
+decoding included). Two numbers per change (a point added, or its colour changed):
 
 - service: the server's work, in-process: colourizing the decoded upload again with the
   hints, writing the result and the page's pictures, and marking the points;
@@ -26,39 +25,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine  # noqa: E402
 from demo_latency import start_server  # noqa: E402
 
-from colorcnn.color.hints import HINT_CHANNELS, Hint  # noqa: E402
+from colorcnn.color.hints import Hint  # noqa: E402
 from colorcnn.demo import DemoService  # noqa: E402
-from colorcnn.formulations import build_formulation  # noqa: E402
-from colorcnn.models import create_model  # noqa: E402
-from colorcnn.trained.checkpoint import save_checkpoint  # noqa: E402
-from colorcnn.weights import describe_shipped  # noqa: E402
 
 MEGAPIXEL = 1_000_000
 CHROMIUM = os.environ.get("COLORCNN_CHROMIUM", "/usr/bin/chromium")
 COLOURS = ["#3a78b8", "#c03020", "#40a040", "#d0a020", "#8040a0"]
-
-
-def stand_in_model(folder: Path) -> Path:
-    """`photo`'s network and working size, taking hints, untrained: the same cost."""
-    photo = describe_shipped("photo")
-    args = {**photo["model_args"], "in_channels": 1 + HINT_CHANNELS}
-    network = create_model(photo["model"], **args)
-    palette = torch.tensor(photo["palette"])
-    formulation = build_formulation("ab-regression", palette, hints=True)
-    info = {
-        "model": photo["model"], "model_args": args, "objective": photo["objective"],
-        "formulation": formulation.describe(), "palette": photo["palette"],
-        "data": photo["data"], "epoch": 0, "working_size": photo["working_size"],
-    }  # fmt: skip
-    save_checkpoint(folder / "checkpoints" / "best", network, info)
-    return folder
 
 
 def one_megapixel_photo(folder: Path, source: Path | None) -> Path:
@@ -81,7 +59,7 @@ def places(width: int, height: int, count: int) -> list[tuple[int, int]]:
     return [(int(rng.integers(width)), int(rng.integers(height))) for _ in range(count)]
 
 
-def time_service(model: Path, photo: Path, changes: int, work: Path) -> list[float]:
+def time_service(model: str, photo: Path, changes: int, work: Path) -> list[float]:
     service = DemoService(str(model), work_dir=work / "results")
     try:
         view = service.colorize_upload(photo).view  # decodes and keeps the upload
@@ -101,7 +79,7 @@ def time_service(model: Path, photo: Path, changes: int, work: Path) -> list[flo
         service.close()
 
 
-def time_page(model: Path, photo: Path, changes: int, work: Path) -> list[float]:
+def time_page(model: str, photo: Path, changes: int, work: Path) -> list[float]:
     from playwright.sync_api import sync_playwright
 
     server, url = start_server(work / "serve.log", "--model", str(model))
@@ -162,7 +140,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        model = stand_in_model(work / "model")
+        model = "photo"
         photo = one_megapixel_photo(work, args.photo)
         with Image.open(photo) as opened:
             width, height = opened.size
