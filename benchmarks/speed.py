@@ -1,24 +1,28 @@
-"""Training, evaluation and colourizing speed on this machine, against its matmul limit.
+"""Training, evaluation and colourizing speed on this machine, in fp32 and bf16, against a
+plain eager PyTorch reference.
 
 Usage:
-    python benchmarks/speed.py [--steps 20] [--threads N]
+    python benchmarks/speed.py [--steps 20] [--threads N] [--kind NAME]
 
-In one run, on the same machine: the fp32 matrix-multiply rate (GFLOP/s), then for the
-course UNet, the course CNN (32 px, batch 100, palette targets) and the shipped photo
-model's network (128 px crops, batch 64, ab-regression):
+In one run, on the same machine:
 
-- (a) a plain eager PyTorch training step (NCHW, Adam, no compilation), kept here as the
-  reference;
-- (b) colorcnn's own training step (`colorcnn.training.loop.train_one_epoch` over resident
-  tensors, with `colorcnn train`'s deterministic kernels and fused Adam);
+- the CPU's capabilities (torch's kernel level, AVX-512, AVX512-BF16, AMX) and what
+  `--precision auto` resolves to;
+- the fp32 and bf16 matrix-multiply rates (GFLOP/s, 2048^3), measured before and after
+  every model's steps;
+- for the course UNet, the course CNN (32 px, batch 100, palette targets) and the
+  PhotoUNet (128 px crops, batch 64, ab-regression), training steps of (a) a plain eager
+  fp32 loop (NCHW, Adam, no compilation), (b) colorcnn's own step
+  (`colorcnn.training.loop.train_one_epoch`: channels-last, fused Adam, deterministic
+  kernels) in fp32 and (c) the same in bf16 autocast, taking turns step by step;
+- evaluation of the same networks (the plain eager forward pass and loss, then
+  `colorcnn.evaluation.evaluate` in fp32 and bf16, metrics included);
+- colourizing a grey JPEG of 1 and 12 megapixels with the shipped `photo` model, read to
+  written, warm: a plain eager pipeline (kornia's Lab conversions on the whole picture, the
+  network in fp32), then `Colorizer` in fp32 and bf16.
 
-each as images/s, the ratio b/a, the achieved GFLOP/s from `colorcnn summary`'s
-multiply-add count (x2 for FLOPs, x3 for forward and backward), and the share of the
-matmul rate measured around the same steps. Then evaluation (`colorcnn.evaluation.evaluate`,
-channels-last as in training, metrics included) and the network's pass alone (with batch
-norm folded, as evaluation runs it), in images/s and as a share of the matmul rate, and
-colourizing a 1-megapixel photo end to end. Results go into docs/results.md and
-benchmarks/results/speed.json.
+Results go into docs/results.md, in a section per machine kind (`--kind`, by default from
+the CPU: amx, avx512-bf16, avx512 or avx2), and benchmarks/results/speed-KIND.json.
 """
 
 from __future__ import annotations
@@ -33,18 +37,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
 
-from colorcnn.analysis.summary import summarize  # noqa: E402
 from colorcnn.color import fit_palette  # noqa: E402
 from colorcnn.evaluation.evaluate import TrueImages, evaluate  # noqa: E402
 from colorcnn.formulations import build_formulation  # noqa: E402
 from colorcnn.inference import Colorizer  # noqa: E402
+from colorcnn.inference.images import read_image, save_image  # noqa: E402
 from colorcnn.models import create_model  # noqa: E402
-from colorcnn.models.folding import fold_batch_norm  # noqa: E402
-from colorcnn.runtime import fast_layout, set_determinism  # noqa: E402
+from colorcnn.runtime import (  # noqa: E402
+    cpu_capabilities,
+    fast_layout,
+    resolve_precision,
+    set_determinism,
+)
 from colorcnn.training.loop import train_one_epoch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,18 +62,32 @@ CASES = (  # model, side, batch, target
     ("cnn", 32, 100, "palette-rgb"),
     ("photo_unet", 128, 64, "ab-regression"),
 )
+PATHS = ("reference", "fp32", "bf16")  # (a), (b), (c)
+ROUNDS = 5  # rounds of steps taking turns, each between matmul measurements
+PHOTO_SIZES = {"1 MP": (1155, 866), "12 MP": (4000, 3000)}
+COLORIZE_REPEATS = 3
 
 
-ROUNDS = 5  # rounds of alternating (a) and (b) steps per model, each between matmuls
+def machine_kind() -> str:
+    capabilities = cpu_capabilities()
+    if capabilities["amx_bf16"]:
+        return "amx"
+    if capabilities["avx512_bf16"]:
+        return "avx512-bf16"
+    return "avx512" if capabilities["avx512"] else "avx2"
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.rand(size, size), torch.rand(size, size)
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 6) -> float:
+    a, b = torch.rand(size, size, dtype=dtype), torch.rand(size, size, dtype=dtype)
     torch.mm(a, b)
     started = time.perf_counter()
     for _ in range(repeats):
         torch.mm(a, b)
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def matmul_rates() -> dict[str, float]:
+    return {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
 
 
 def reference_step(model, inputs, targets, loss_fn, batch: int):
@@ -81,15 +104,18 @@ def reference_step(model, inputs, targets, loss_fn, batch: int):
     return step
 
 
-def project_step(model, inputs, targets, formulation, batch: int):
+def project_step(model, inputs, targets, formulation, batch: int, precision: str):
     """What `colorcnn train` runs: its memory layout and fused Adam, then its epoch
-    function over one batch; returns its step(index)."""
+    function over one batch in `precision`; returns its step(index)."""
     model, inputs = fast_layout(model), fast_layout(inputs)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 
     def step(index: int) -> None:
         part = slice((index * batch) % len(inputs), (index * batch) % len(inputs) + batch)
-        train_one_epoch(model, optimizer, inputs[part], targets[part], formulation, batch)
+        train_one_epoch(
+            model, optimizer, inputs[part], targets[part], formulation, batch,
+            precision=precision,
+        )  # fmt: skip
 
     return step
 
@@ -103,169 +129,219 @@ def timed(step, index: int, deterministic: bool) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=20, help="timed training steps per case")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    matmul_rates = [matmul_gflops() for _ in range(3)]
-    print(f"matmul: {max(matmul_rates):.1f} GFLOP/s on {torch.get_num_threads()} threads",
-          flush=True)  # fmt: skip
-    rows = []
-    for name, side, batch, target in CASES:
-        images = batch * args.steps
-        rgb = torch.rand(images, 3, side, side) * 255 / 256
-        palette = fit_palette(rgb[:50], num_colours=24, seed=0)
-        formulation = build_formulation(target, palette, train_rgb=rgb[:50])
-        inputs, targets = formulation.inputs(rgb), formulation.training_targets(rgb)
-        macs = summarize(create_model(name, out_channels=formulation.out_channels), name,
-                         side).totals["connections"]  # fmt: skip
-        train_flops = 2 * 3 * macs  # per image: forward and about twice that backward
+def training_and_evaluation(name: str, side: int, batch: int, target: str, steps: int) -> dict:
+    images = batch * steps
+    rgb = torch.rand(images, 3, side, side) * 255 / 256
+    palette = fit_palette(rgb[:50], num_colours=24, seed=0)
+    formulation = build_formulation(target, palette, train_rgb=rgb[:50])
+    inputs, targets = formulation.inputs(rgb), formulation.training_targets(rgb)
 
-        def fresh(name=name, outputs=formulation.out_channels):
-            torch.manual_seed(0)
-            return create_model(name, out_channels=outputs)
+    def fresh():
+        torch.manual_seed(0)
+        return create_model(name, out_channels=formulation.out_channels)
 
-        # (a) and (b) take turns step by step, and the matmul rate is measured before and
-        # after every round of steps: on a machine whose speed drifts (shared hosts do,
-        # by a third within minutes) both steps and their limit then see the same moments.
-        reference = reference_step(fresh(), inputs, targets, formulation.loss, batch)
-        project = project_step(fresh(), inputs, targets, formulation, batch)
-        timed(reference, 0, False), timed(project, 0, True)  # warm-up
-        reference_times, project_times, step_shares = [], [], []
-        pairs_per_round = max(1, args.steps // ROUNDS)
-        for round_index in range(ROUNDS):
-            before = matmul_gflops(repeats=4)
-            round_times = []
-            for pair in range(pairs_per_round):
-                index = round_index * pairs_per_round + pair
-                if index % 2:
-                    project_times.append(timed(project, index, True))
-                    reference_times.append(timed(reference, index, False))
-                else:
-                    reference_times.append(timed(reference, index, False))
-                    project_times.append(timed(project, index, True))
-                round_times.append(project_times[-1])
-            after = matmul_gflops(repeats=4)
-            matmul_rates.extend((before, after))
-            round_gflops = batch / statistics.median(round_times) * train_flops / 1e9
-            step_shares.append(round_gflops / ((before + after) / 2))
-        set_determinism(False)
-        reference_rate = batch / statistics.median(reference_times)
-        project_rate = batch / statistics.median(project_times)
-        ratio = statistics.median(
-            [a / b for a, b in zip(reference_times, project_times, strict=True)]
+    steppers = {
+        "reference": reference_step(fresh(), inputs, targets, formulation.loss, batch),
+        "fp32": project_step(fresh(), inputs, targets, formulation, batch, "fp32"),
+        "bf16": project_step(fresh(), inputs, targets, formulation, batch, "bf16"),
+    }
+    for path, step in steppers.items():  # warm-up
+        timed(step, 0, path != "reference")
+    times: dict[str, list[float]] = {path: [] for path in PATHS}
+    rates = [matmul_rates()]
+    per_round = max(1, steps // ROUNDS)
+    for round_index in range(ROUNDS):
+        for turn in range(per_round):
+            index = round_index * per_round + turn
+            order = PATHS if index % 2 == 0 else PATHS[::-1]  # neither always goes first
+            for path in order:
+                times[path].append(timed(steppers[path], index, path != "reference"))
+        rates.append(matmul_rates())
+    set_determinism(False)
+    row: dict = {"model": name, "side": side, "batch": batch, "target": target}
+    for path in PATHS:
+        row[f"train_{path}_images_per_s"] = batch / statistics.median(times[path])
+    for path in ("fp32", "bf16"):
+        row[f"train_{path}_x_reference"] = statistics.median(
+            [a / b for a, b in zip(times["reference"], times[path], strict=True)]
         )
-        # Evaluation as training runs it each epoch: channels-last network and inputs, the
-        # true images prepared once per run, metrics included; then the network's pass
-        # alone (inference mode, same batches), each beside the matmul rate of its moment.
-        model, layout_inputs = fast_layout(fresh().eval()), fast_layout(inputs)
-        truth = TrueImages.prepare(rgb, formulation.palette, batch)
-        network = fold_batch_norm(model)  # what evaluation runs
 
-        def network_pass(network=network, layout_inputs=layout_inputs, batch=batch):
-            with torch.inference_mode():
-                for start in range(0, len(layout_inputs), batch):
-                    network(layout_inputs[start : start + batch])
+    # Evaluation: the plain forward pass and loss in eval mode, and evaluate() as training
+    # runs it after each epoch (channels-last, batch norm folded, metrics included).
+    plain = fresh().eval()
+    model, layout_inputs = fast_layout(fresh().eval()), fast_layout(inputs)
+    truth = TrueImages.prepare(rgb, formulation.palette, batch)
 
-        evaluation_rates, pass_rates, evaluation_shares, pass_shares = [], [], [], []
-        for turn in range(4):
-            before = matmul_gflops(repeats=4)
+    def plain_evaluation() -> None:
+        with torch.no_grad():
+            for start in range(0, len(inputs), batch):
+                formulation.loss(
+                    plain(inputs[start : start + batch]), targets[start : start + batch]
+                )
+
+    evaluations = {
+        "reference": plain_evaluation,
+        "fp32": lambda: evaluate(model, layout_inputs, targets, truth, formulation, batch),
+        "bf16": lambda: evaluate(
+            model, layout_inputs, targets, truth, formulation, batch, precision="bf16"
+        ),
+    }
+    evaluation_times: dict[str, list[float]] = {path: [] for path in PATHS}
+    for turn in range(4):
+        for path in PATHS if turn % 2 == 0 else PATHS[::-1]:
             started = time.perf_counter()
-            evaluate(model, layout_inputs, targets, truth, formulation, batch)
-            middle = time.perf_counter()
-            network_pass()
-            finished = time.perf_counter()
-            after = matmul_gflops(repeats=4)
+            evaluations[path]()
             if turn:  # the first turn warms up
-                matmul_rates.extend((before, after))
-                moment = (before + after) / 2
-                evaluation_rates.append(images / (middle - started))
-                pass_rates.append(images / (finished - middle))
-                evaluation_shares.append(evaluation_rates[-1] * 2 * macs / 1e9 / moment)
-                pass_shares.append(pass_rates[-1] * 2 * macs / 1e9 / moment)
-        evaluation_rate = statistics.median(evaluation_rates)
-        pass_rate = statistics.median(pass_rates)
-        row = {
-            "model": name, "side": side, "batch": batch, "target": target,
-            "mmacs_per_image": macs / 1e6,
-            "reference_images_per_s": reference_rate, "project_images_per_s": project_rate,
-            "ratio": ratio,
-            "project_gflops": project_rate * train_flops / 1e9,
-            "share_of_matmul": statistics.median(step_shares),
-            "evaluation_images_per_s": evaluation_rate,
-            "evaluation_gflops": evaluation_rate * 2 * macs / 1e9,
-            "evaluation_share_of_matmul": statistics.median(evaluation_shares),
-            "network_pass_images_per_s": pass_rate,
-            "network_pass_gflops": pass_rate * 2 * macs / 1e9,
-            "network_pass_share_of_matmul": statistics.median(pass_shares),
-        }  # fmt: skip
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+                evaluation_times[path].append(time.perf_counter() - started)
+    rates.append(matmul_rates())
+    for path in PATHS:
+        row[f"evaluate_{path}_images_per_s"] = images / statistics.median(evaluation_times[path])
+    row["matmul"] = rates
+    return row
 
-    colorizer = Colorizer.load("photo")
+
+def reference_colorize(trained, source: Path, target: Path) -> None:
+    """Colourizing as anyone would write it with kornia: the whole picture to Lab, the
+    network in fp32 at the working size, its chroma upsampled, the whole Lab back to RGB."""
+    import kornia
+    from PIL import Image
+
+    grey = np.asarray(Image.open(source).convert("RGB"), dtype=np.float32) / 255
+    rgb = torch.from_numpy(grey).permute(2, 0, 1)[None]
+    lightness = kornia.color.rgb_to_lab(rgb)[:, :1]
+    height, width = rgb.shape[-2:]
+    scale, multiple = trained.working_size / min(height, width), trained.size_multiple
+    shape = [max(multiple, round(side * scale / multiple) * multiple) for side in (height, width)]
+    small = F.interpolate(rgb, size=shape, mode="bicubic", antialias=True)
+    formulation = trained.formulation
+    with torch.no_grad():
+        inputs = formulation.inputs(small.clamp(0, 1) * 255 / 256)
+        ab = formulation.predict_chroma(trained.network(inputs), inputs, None)
+    ab = F.interpolate(ab, size=(height, width), mode="bilinear", align_corners=False)
+    out = kornia.color.lab_to_rgb(torch.cat((lightness, ab), dim=1)).clamp(0, 1)
+    pixels = (out[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(target, quality=95)
+
+
+def colorize_speed() -> list[dict]:
+    from PIL import Image
+
+    from colorcnn.trained import load_model
+
+    unfolded = load_model("photo", fold=False)
+    colorizers = {precision: Colorizer.load("photo", precision=precision)
+                  for precision in ("fp32", "bf16")}  # fmt: skip
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        photo = Path(tmp) / "photo.jpg"
-        pixels = np.random.RandomState(0).rand(48, 64) * 255
-        from PIL import Image
+        for label, (width, height) in PHOTO_SIZES.items():
+            source, target = Path(tmp) / "grey.jpg", Path(tmp) / "out.jpg"
+            noise = np.random.RandomState(0).rand(48, 64) * 255  # smooth random structure
+            Image.fromarray(noise.astype(np.uint8)).resize(
+                (width, height), Image.Resampling.BICUBIC
+            ).save(source, quality=90)
+            runs = {"reference": lambda: reference_colorize(unfolded, source, target)}  # noqa: B023
+            for precision, colorizer in colorizers.items():
+                runs[precision] = lambda colorizer=colorizer, source=source, target=target: (
+                    save_image(colorizer.colorize_loaded(read_image(source)), target)
+                )
+            seconds: dict[str, list[float]] = {path: [] for path in PATHS}
+            for turn in range(1 + COLORIZE_REPEATS):
+                for path in PATHS if turn % 2 == 0 else PATHS[::-1]:
+                    started = time.perf_counter()
+                    runs[path]()
+                    if turn:  # the first image warms up
+                        seconds[path].append(time.perf_counter() - started)
+            row = {"image": f"{label} ({width}x{height})"}
+            row.update({path: statistics.median(seconds[path]) for path in PATHS})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
 
-        Image.fromarray(pixels.astype(np.uint8)).resize((1155, 866)).save(photo)
-        colorizer.colorize(photo)
-        times = []
-        for _ in range(5):
-            started = time.perf_counter()
-            colorizer.colorize(photo).save(Path(tmp) / "out.jpg", quality=95)
-            times.append(time.perf_counter() - started)
-    colorize_seconds = statistics.median(times)
 
+def report(args, kind: str, capabilities: dict, rows: list[dict], colorize_rows: list[dict]) -> str:
+    rates = [rate for row in rows for rate in row["matmul"]]
+    fp32 = [rate["fp32"] for rate in rates]
+    bf16 = [rate["bf16"] for rate in rates]
+    auto = resolve_precision("auto", torch.device("cpu"))
+    ratios = [b / a for a, b in zip(fp32, bf16, strict=True)]
     lines = [
-        "## Speed against the machine's limit",
+        f"## Speed in fp32 and bf16: {kind}",
         "",
         f"Machine: {describe_machine()}.",
         "",
+        "CPU capabilities: "
+        + ", ".join(f"{key} {value}" for key, value in capabilities.items())
+        + f"; `--precision auto` resolves to **{auto}** here.",
+        "",
         f"Command: `python benchmarks/speed.py --steps {args.steps}`",
         "",
-        f"fp32 matrix multiply (2048^3) in the same run, measured {len(matmul_rates)} times: "
-        f"{min(matmul_rates):.0f}-{max(matmul_rates):.0f} GFLOP/s. Each share of matmul "
-        "divides the achieved GFLOP/s by the matmul rate measured just before and after the "
-        f"same steps (median over {ROUNDS} rounds, 3 for evaluation). Steps: (a) and (b) "
-        f"alternate step by step, {max(1, args.steps // ROUNDS) * ROUNDS} each; b / a is "
-        "the median of the pairs' ratios. Training FLOPs per image: 6 x the multiply-adds "
-        "that `colorcnn summary` counts.",
+        f"Matrix multiply (2048^3), measured {len(rates)} times in the same run: fp32 "
+        f"{min(fp32):.0f}-{max(fp32):.0f} GFLOP/s, bf16 {min(bf16):.0f}-{max(bf16):.0f} "
+        f"GFLOP/s (median ratio {statistics.median(ratios):.2f}x).",
         "",
-        "| model | input | batch | M multiply-adds / image | (a) plain eager step img/s "
-        "| (b) colorcnn step img/s | b / a | GFLOP/s | share of matmul | evaluation img/s "
-        "| evaluation share of matmul | network pass img/s | network pass share of matmul |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Training steps, images/s: (a) plain eager fp32, NCHW, Adam; (b) colorcnn's step in "
+        "fp32; (c) the same in bf16 autocast. The three take turns step by step; b / a and "
+        "c / a are medians of the per-step ratios. Evaluation: the plain forward pass and loss, "
+        "then colorcnn's evaluation (metrics included) in fp32 and bf16.",
+        "",
+        "| model | input | batch | (a) train | (b) fp32 | (c) bf16 | b / a | c / a "
+        "| eval (a) | eval fp32 | eval bf16 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['model']} | {row['side']} px | {row['batch']} | "
-            f"{row['mmacs_per_image']:.1f} | {row['reference_images_per_s']:.0f} | "
-            f"{row['project_images_per_s']:.0f} | {row['ratio']:.2f} | "
-            f"{row['project_gflops']:.1f} | {100 * row['share_of_matmul']:.0f}% | "
-            f"{row['evaluation_images_per_s']:.0f} | "
-            f"{100 * row['evaluation_share_of_matmul']:.0f}% | "
-            f"{row['network_pass_images_per_s']:.0f} | "
-            f"{100 * row['network_pass_share_of_matmul']:.0f}% |"
+            f"{row['train_reference_images_per_s']:.0f} | {row['train_fp32_images_per_s']:.0f} | "
+            f"{row['train_bf16_images_per_s']:.0f} | {row['train_fp32_x_reference']:.2f} | "
+            f"{row['train_bf16_x_reference']:.2f} | {row['evaluate_reference_images_per_s']:.0f} "
+            f"| {row['evaluate_fp32_images_per_s']:.0f} | {row['evaluate_bf16_images_per_s']:.0f} |"
         )
-    lines += ["", "Evaluation is what training runs after every epoch: the network's pass, "
-              "the loss, the course's accuracy, and PSNR and colourfulness of the prediction "
-              "joined with the true lightness. The network pass is the forward pass alone, in "
-              "inference mode, on the same batches."]  # fmt: skip
-    lines += ["", f"Colourizing a 1-megapixel JPEG with `photo` (read, colourize, write): "
-              f"{colorize_seconds:.3f} s (median of 5)."]  # fmt: skip
-    replace_section(Path(args.results), "speed", "\n".join(lines))
-    payload = {"machine": describe_machine(), "matmul_gflops_measured": matmul_rates,
-               "rows": rows,
-               "colorize_1mp_seconds": colorize_seconds}  # fmt: skip
-    save_results("speed", payload)
+    lines += [
+        "",
+        "Colourizing a grey JPEG with `photo`, read to written (quality 95), warm: median of "
+        f"{COLORIZE_REPEATS}, the three taking turns. The reference converts the whole picture "
+        "with kornia and runs the network unfolded in fp32; colorcnn works in bands and "
+        "joins the chroma with the picture's own lightness.",
+        "",
+        "| image | reference s | colorcnn fp32 s | colorcnn bf16 s |",
+        "|---|---|---|---|",
+    ]
+    for row in colorize_rows:
+        lines.append(
+            f"| {row['image']} | {row['reference']:.3f} | {row['fp32']:.3f} | {row['bf16']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per path")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--kind", default=None, help="the machine kind's name in the results")
+    parser.add_argument("--models", default=",".join(case[0] for case in CASES))
+    parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kind = args.kind or machine_kind()
+    capabilities = cpu_capabilities()
+    print(f"{describe_machine()}\n{kind}: {capabilities}", flush=True)
+    wanted = args.models.split(",")
+    rows = []
+    for name, side, batch, target in CASES:
+        if name in wanted:
+            rows.append(training_and_evaluation(name, side, batch, target, args.steps))
+            print(json.dumps({key: value for key, value in rows[-1].items() if key != "matmul"}),
+                  flush=True)  # fmt: skip
+    colorize_rows = colorize_speed()
+    replace_section(
+        Path(args.results), f"speed-{kind}", report(args, kind, capabilities, rows, colorize_rows)
+    )
+    payload = {"machine": describe_machine(), "kind": kind, "capabilities": capabilities,
+               "rows": rows, "colorize": colorize_rows}  # fmt: skip
+    save_results(f"speed-{kind}", payload)
 
 
 if __name__ == "__main__":

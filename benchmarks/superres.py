@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/superres.py --data PATH/TO/cifar10 [--photos PATH/TO/photos]
         [--runs DIR] [--course-epochs 25] [--real-epochs 6] [--photo-epochs 12]
+    python benchmarks/superres.py --shipped --photos PATH/TO/photos [--upscalers NAME ...]
 
 - Course protocol (horse, 25 epochs, batch 100, Adam 0.001, seed 0): UNet and CNN with
   `--task superres` (input: the image average-pooled x4 and upsampled by nearest
@@ -14,6 +15,18 @@ Usage:
 
 Finished runs in --runs are read back instead of retrained. Results go into
 docs/results.md and benchmarks/results/superres.json.
+
+With `--shipped` (and `--photos`, without `--data`), the shipped upscalers instead
+(`upscale-x2`, `upscale-x4`, or `--upscalers` NAME ...): every photo of the held-out TEST
+sources (never trained on, never used to pick a checkpoint), cropped to sides that are
+multiples of 4, is shrunk by the training's degradation (bicubic with antialiasing, 8-bit;
+`formulations.superres.shrink`), upscaled back by bicubic and by the model, and scored
+against the photo on Y (kornia's full-range YCbCr) and on RGB, `scale` pixels of border
+cropped; then the speed for a 1-megapixel result, a crop picture (bicubic / model /
+truth), and which order of colourizing and upscaling comes closer to a colour photo
+whose shrunk grey copy is the input. Results: the superres-shipped section of
+docs/results.md, benchmarks/results/superres_shipped.json,
+docs/images/upscale_crops.png.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine, replace_section, save_results  # noqa: E402
+from _superres_shipped import benchmark_shipped  # noqa: E402
 
 from colorcnn.data import DataSettings  # noqa: E402
 from colorcnn.evaluation.evaluate import evaluate_checkpoint  # noqa: E402
@@ -47,7 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", default=None, help="CIFAR-10 (the training benchmark)")
+    parser.add_argument("--shipped", action="store_true", help="benchmark shipped upscalers")
+    parser.add_argument("--upscalers", nargs="+", default=["upscale-x2", "upscale-x4"])
+    parser.add_argument("--colorizer", default="photo", help="--shipped: for the order test")
     parser.add_argument("--photos", default=None)
     parser.add_argument("--runs", default="runs/superres")
     parser.add_argument("--course-epochs", type=int, default=25)
@@ -56,6 +73,13 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated run names to (re)train")
     parser.add_argument("--results", default=str(REPO_ROOT / "docs" / "results.md"))
     args = parser.parse_args()
+    if args.shipped:
+        if args.photos is None:
+            parser.error("--shipped needs --photos (the held-out TEST sources are scored)")
+        benchmark_shipped(Path(args.photos), args.upscalers, args.colorizer, Path(args.results))
+        return
+    if args.data is None:
+        parser.error("--data is required (or --shipped with --photos)")
     runs = Path(args.runs)
     common = {"task": "superres", "picture_every": 5}
     plans = {

@@ -266,3 +266,21 @@ def test_rgb_lightness_matches_lab_l() -> None:
     levels[0, :, 0, :4] = torch.tensor([0, 255, 10, 11], dtype=torch.uint8)
     expected = rgb_to_lab(levels.float() / 255.0)[:, :1]
     assert (rgb_lightness(levels) - expected).abs().max() < 1e-3
+
+
+def test_the_8_bit_lab_conversion_writes_what_kornia_gives() -> None:
+    from colorcnn.color.spaces import lab_to_rgb_uint8
+    from colorcnn.inference.images import to_uint8
+
+    torch.manual_seed(0)
+    lightness = torch.rand(300, 400) * 100
+    ab = (torch.rand(2, 300, 400) - 0.5) * 240  # out of gamut too: clipped alike
+    lightness[0, :10] = torch.tensor([0.0, 100.0, 50.0, 0.001, 99.999, 8.0, 8.1, 30, 60, 90])
+    ab[:, 0, :10] = 0.0  # greys, black and white exactly
+    ours = lab_to_rgb_uint8(lightness, ab).numpy()
+    theirs = to_uint8(lab_to_rgb(torch.cat((lightness[None], ab))[None])[0])
+    assert ours.shape == theirs.shape == (300, 400, 3) and ours.dtype == theirs.dtype
+    difference = np.abs(ours.astype(int) - theirs.astype(int))
+    assert difference.max() <= 1
+    assert (difference > 0).mean() < 1e-3  # only values at a rounding boundary
+    assert np.array_equal(ours[0, :10], theirs[0, :10])

@@ -299,3 +299,37 @@ def test_serve_listens_on_this_computer_only_and_offline_by_default(monkeypatch,
 def test_serve_help_names_the_extra_to_install(capsys):
     assert main(["serve", "--help"]) == 0
     assert 'pip install "colorcnn[demo]"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_upscale_tab_makes_a_full_size_download_in_colour(
+    service: DemoService, tmp_path: Path, scale: int
+):
+    rng = np.random.default_rng(scale)
+    upload = tmp_path / "small.png"
+    colour = rng.integers(0, 255, (24, 36, 3), np.uint8)
+    Image.fromarray(colour).save(upload)
+    result = service.upscale_upload(upload, scale)
+    assert (result.width, result.height) == (36 * scale, 24 * scale)
+    with Image.open(result.download) as downloaded:
+        assert downloaded.size == (36 * scale, 24 * scale) and downloaded.mode == "RGB"
+        assert _chroma(downloaded).mean() > 10  # colour stays colour
+    assert result.shown.size == (36 * scale, 24 * scale)
+    assert f"Upscaled small.png (36x24 px) x{scale} to {36 * scale}x{24 * scale} px" in (
+        result.message
+    )
+    assert "upscale" not in " ".join(service.model_names())  # not offered to colourize
+    grey = service.upscale_upload(_grey_file(tmp_path, 20, 10), scale)
+    with Image.open(grey.download) as downloaded:
+        pixels = np.asarray(downloaded)
+        assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+
+
+def test_an_upscaled_result_over_the_limit_is_refused_by_the_uploads_name(
+    service: DemoService, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr(service_module, "MAX_UPSCALED_PIXELS", 1000)
+    with pytest.raises(ColorcnnError, match=r"^old.png upscaled x4 would be 80x40 px"):
+        service.upscale_upload(_grey_file(tmp_path, 20, 10), 4)
+    with pytest.raises(ColorcnnError, match="scale must be one of 2, 4, got 3"):
+        service.upscale_upload(_grey_file(tmp_path, 20, 10), 3)

@@ -90,13 +90,13 @@ def test_hints_change_the_colour_and_never_the_lightness(hinted_run: Path, monke
     colorizer = Colorizer.load(hinted_run)
     assert colorizer.takes_hints
     joined = []
-    real = colorize_module.lab_to_rgb
+    real = colorize_module.lab_to_rgb_uint8
 
-    def recording(lab, *args, **kwargs):
-        joined.append(lab.clone())
-        return real(lab, *args, **kwargs)
+    def recording(lightness, ab):
+        joined.append(torch.cat((lightness[None], ab))[None].clone())
+        return real(lightness, ab)
 
-    monkeypatch.setattr(colorize_module, "lab_to_rgb", recording)
+    monkeypatch.setattr(colorize_module, "lab_to_rgb_uint8", recording)
     picture = _grey_picture()
     plain = np.asarray(colorizer.colorize(picture))
     hinted = np.asarray(colorizer.colorize(picture, hints=[Hint(40, 24, "#20c040", size=20)]))

@@ -56,16 +56,21 @@ def test_one_epoch_writes_metrics_pictures_and_checkpoints(
     assert TrainConfig.from_dict(saved) == TrainConfig.from_dict(info["train_config"])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resume_continues_at_the_next_epoch_and_matches_an_unbroken_run(
-    tiny_cifar: Path, tmp_path: Path
+    tiny_cifar: Path, tmp_path: Path, precision: str
 ) -> None:
     unbroken = tmp_path / "unbroken"
-    fit(_config(tiny_cifar, unbroken, epochs=3), show_progress=False, log=lambda _: None)
+    config = _config(tiny_cifar, unbroken, epochs=3, precision=precision)
+    fit(config, show_progress=False, log=lambda _: None)
 
     broken = tmp_path / "broken"
-    fit(_config(tiny_cifar, broken, epochs=1), show_progress=False, log=lambda _: None)
+    config = _config(tiny_cifar, broken, epochs=1, precision=precision)
+    fit(config, show_progress=False, log=lambda _: None)
     lines: list[str] = []
-    fit(_config(tiny_cifar, broken, epochs=3), resume=True, show_progress=False, log=lines.append)
+    # The resumed run keeps its own precision whatever the new settings say.
+    config = _config(tiny_cifar, broken, epochs=3, precision="fp32")
+    fit(config, resume=True, show_progress=False, log=lines.append)
     assert lines[0].startswith(f"Resuming {broken} at epoch 2")
     assert [r["epoch"] for r in _metrics(broken)] == [0, 1, 2]
 

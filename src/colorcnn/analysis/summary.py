@@ -138,6 +138,9 @@ def _propagate(name: str, args: tuple, kwargs: dict, spans: dict, result) -> Spa
         if in_rows == 1:  # one summary row repeated over the picture
             return source.gather([[0]] * out_rows)
         return source if in_rows == out_rows else None
+    if name == "pixel_shuffle":  # each output row comes from one row of the input
+        factor = int(args[1])
+        return source.gather([[out // factor] for out in range(out_rows)])
     if name == "pixel_unshuffle":
         factor = int(args[1])
         return source.gather([[out * factor + j for j in range(factor)] for out in range(out_rows)])

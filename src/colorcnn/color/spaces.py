@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
+from kornia.color import linear_rgb_to_rgb
 from kornia.color import rgb_to_lab as _kornia_rgb_to_lab
 
 L_MAX = 100.0
@@ -34,6 +35,50 @@ def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     """CIE Lab (*, 3, H, W) -> sRGB (*, 3, H, W); clipped to [0, 1] unless `clip` is False."""
     _check_image(lab, 3, "lab")
     return _kornia_lab_to_rgb(lab, clip=clip)
+
+
+# CIE XYZ (D65) -> linear sRGB, and the D65 white point: kornia's constants.
+_XYZ_TO_LINEAR_RGB = (
+    (3.2404813432005266, -1.5371515162713185, -0.4985363261688878),
+    (-0.9692549499965682, 1.8759900014898907, 0.0415559265582928),
+    (0.0556466391351772, -0.2040413383665112, 1.0573110696453443),
+)
+_WHITE_X, _WHITE_Z = 0.95047, 1.08883
+# Linear values tabulated for the sRGB curve of lab_to_rgb_uint8: a step of 1e-6 moves an
+# 8-bit output by at most 0.003 of a level.
+_GAMMA_STEPS = 1 << 20
+_gamma_table: torch.Tensor | None = None
+
+
+def _lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
+    return torch.where(f > 0.2068966, f * f * f, (f - 4.0 / 29.0) / 7.787)
+
+
+def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """8-bit sRGB (H, W, 3) of L (H, W) and ab (2, H, W) on the CPU: what
+    `to_uint8(lab_to_rgb(...))` writes, with kornia's constants, but with the sRGB curve
+    read from a table of kornia's own values instead of a power per value, and one plane
+    at a time: 2-3x faster for a 12-megapixel scan. A value that lies within 0.003 of a
+    level's rounding boundary may round the other way (about 1 in 10,000, by one level;
+    tests/test_color_spaces.py compares the two)."""
+    global _gamma_table
+    if _gamma_table is None:
+        linear = torch.linspace(0.0, 1.0, _GAMMA_STEPS + 1).view(1, -1, 1).expand(3, -1, 1)
+        srgb = linear_rgb_to_rgb(linear.contiguous())[0, :, 0]
+        _gamma_table = (srgb * 255.0).round().clamp(0, 255).to(torch.uint8)
+    fy = (lightness + 16.0) / 116.0
+    fx = ab[0] / 500.0 + fy
+    fz = (fy - ab[1] / 200.0).clamp_(min=0.0)
+    x = _lab_f_inverse(fx).mul_(_WHITE_X)
+    y = _lab_f_inverse(fy)
+    z = _lab_f_inverse(fz).mul_(_WHITE_Z)
+    output = torch.empty(*lightness.shape, 3, dtype=torch.uint8)
+    for channel, (from_x, from_y, from_z) in enumerate(_XYZ_TO_LINEAR_RGB):
+        linear = x * from_x
+        linear.add_(y, alpha=from_y).add_(z, alpha=from_z)
+        index = linear.clamp_(0.0, 1.0).mul_(_GAMMA_STEPS).round_().long()
+        output[..., channel] = _gamma_table[index]
+    return output
 
 
 def course_grey(rgb: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The web demo's page (Gradio): upload or pick a sample, choose the model and the
 temperature, compare grey and colour with a slider, place colour hints on the picture
 (for models that take them), download the full-size result and the hints; in its Video
-tab, colourize a short clip, watch it and download it."""
+tab, colourize a short clip, watch it and download it; in its Upscale tab, make a photo two
+or four times larger."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ _HINTS_HELP = (
     "photo's. Pick a point in the list to change its colour, move it or remove it."
 )
 _VIDEO_STEADY_INFO = "Off: each frame is coloured alone, and colours may flicker."
+_UPSCALE_INFO = "Sides made 2 or 4 times longer; colour stays colour, grey stays grey."
 _log = logging.getLogger(__name__)
 
 
@@ -304,6 +306,25 @@ def build_app(service: DemoService) -> gradio.Blocks:
         )
         return str(clip.video), clip.message, button
 
+    def upscale_photo(path: str | None, scale: str):
+        """The upscaled photo, its message and its download button, or why there is none."""
+        hidden = gr.DownloadButton(visible=False)
+        if not path:
+            return None, "Upload a photo first.", hidden
+        try:
+            upscaled = service.upscale_upload(path, int(scale.removeprefix("x")))
+        except ColorcnnError as error:
+            log_rejection(str(error))
+            return None, f"**Could not upscale:** {error}", hidden
+        except Exception as error:  # noqa: BLE001 - a bug must still leave one line in the page
+            _log.exception("upscaling %s failed", path)
+            return None, f"**Could not upscale:** unexpected {type(error).__name__}", hidden
+        button = gr.DownloadButton(
+            f"Download {upscaled.width}x{upscaled.height} PNG", value=str(upscaled.download),
+            visible=True,
+        )  # fmt: skip
+        return upscaled.shown, upscaled.message, button
+
     first_temperature = service.default_temperature(service.default_model)
     # Gradio keeps its own copy of every upload and result; files older than an hour go.
     with gr.Blocks(
@@ -409,6 +430,26 @@ def build_app(service: DemoService) -> gradio.Blocks:
                     )  # fmt: skip
                     video_status = gr.Markdown(elem_id="video-status")
                     video_download = gr.DownloadButton(visible=False, elem_id="video-download")
+            with gr.Tab("Upscale", elem_id="upscale-tab"), gr.Row():
+                with gr.Column(scale=1):
+                    upscale_upload = gr.File(
+                        label="Photo (colour or grey): drop it here or click to choose",
+                        file_types=sorted(IMAGE_SUFFIXES), type="filepath",
+                        elem_id="upscale-upload",
+                    )  # fmt: skip
+                    _log_refusals_in_one_line(gr, upscale_upload)
+                    upscale_scale = gr.Radio(
+                        ["x2", "x4"], value="x4", label="Scale", info=_UPSCALE_INFO,
+                        elem_id="upscale-scale",
+                    )  # fmt: skip
+                    upscale_run = gr.Button("Upscale", variant="primary", elem_id="upscale-run")
+                with gr.Column(scale=2):
+                    upscale_result = gr.Image(
+                        label="Upscaled", type="pil", interactive=False,
+                        elem_id="upscale-result", height=560,
+                    )  # fmt: skip
+                    upscale_status = gr.Markdown(elem_id="upscale-status")
+                    upscale_download = gr.DownloadButton(visible=False, elem_id="upscale-download")
 
         settings = [upload, model, temperature, size]
         outputs = [result, status, download]
@@ -438,6 +479,9 @@ def build_app(service: DemoService) -> gradio.Blocks:
         video_run.click(colorize_clip, [video_upload, video_model, steady],
                         [video_result, video_status, video_download],
                         api_name="colorize_video")  # fmt: skip
+        gr.on([upscale_upload.change, upscale_run.click], upscale_photo,
+              [upscale_upload, upscale_scale], [upscale_result, upscale_status, upscale_download],
+              api_name="upscale")  # fmt: skip
     return demo
 
 

@@ -23,6 +23,7 @@ from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.evaluation import metrics
 from colorcnn.formulations import Formulation
 from colorcnn.models.folding import fold_batch_norm
+from colorcnn.runtime import autocast, check_precision, resolve_precision
 from colorcnn.trained import load_model
 
 
@@ -122,6 +123,7 @@ def evaluate(
     formulation: Formulation,
     batch_size: int = 100,
     full: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """Loss (mean of per-batch losses, as the course averages it), the course's accuracy,
     and PSNR and colourfulness of the reconstruction with the true lightness (for
@@ -130,7 +132,8 @@ def evaluate(
     `truth_rgb` is course-scale RGB (N, 3, H, W), or those images already prepared
     (`TrueImages.prepare`, as training does once per run). With `full`, also SSIM, the AuC
     of the ab-error curve (plain and rebalanced) and, where the formulation predicts whole
-    colours, the PSNR of its raw picture (`psnr_raw`).
+    colours, the PSNR of its raw picture (`psnr_raw`). `precision` (fp32, bf16 or fp16,
+    resolved) is the network's; losses and metrics are computed in fp32.
     """
     device = next(model.parameters()).device
     if isinstance(truth_rgb, TrueImages):
@@ -149,8 +152,9 @@ def evaluate(
         batch = slice(start, start + batch_size)
         batch_inputs = inputs[batch].to(device)
         batch_truth = truth.rgb[batch].to(device)
-        batch_unit = unit_rgb(batch_truth)
-        outputs = network(batch_inputs)
+        batch_unit = formulation.scored_truth(unit_rgb(batch_truth))
+        with autocast(device, precision):
+            outputs = network(batch_inputs).float()
         totals.losses.append(float(formulation.loss(outputs, targets[batch].to(device))))
         lightness = truth.lightness[batch].to(device)
         indices, predicted, raw = formulation.decode_for_scoring(
@@ -250,17 +254,20 @@ def evaluate_checkpoint(
     baselines: bool = True,
     cifar_data: str | None = None,
     show_progress: bool = True,
+    precision: str = "auto",
 ) -> dict:
     """Every metric of a saved model on the test split of its category, and the baselines.
 
     The palette, formulation, category and shuffle seed come from the checkpoint, so the
     numbers are those of training; `data` and `cifar_data` override only where the images
-    are read from.
+    are read from. `precision` is the network's (auto: bf16 where the hardware computes it
+    natively, else fp32); the result names the one used.
     """
     if batch_size < 1:
         raise SettingError(f"`batch_size` must be a positive integer, got {batch_size}")
     if temperature is not None:
         positive_temperature(temperature)
+    check_precision(precision)
     # Unfolded: evaluate() folds batch norm on the device itself, as training's scores do.
     trained = load_model(
         checkpoint_path, prefer=prefer, fold=False, device=device,
@@ -275,6 +282,7 @@ def evaluate_checkpoint(
     target_device = palette.device
     course_data = load_course_data(settings, cache_dir, show_progress)
     test_rgb = course_data.test_rgb.to(target_device)
+    precision = resolve_precision(precision, target_device)
     scores = evaluate(
         model,
         formulation.inputs(test_rgb),
@@ -283,6 +291,7 @@ def evaluate_checkpoint(
         formulation,
         batch_size,
         full=True,
+        precision=precision,
     )
     result = {
         "checkpoint": str(tensor_path),
@@ -291,6 +300,7 @@ def evaluate_checkpoint(
         "epoch": info["epoch"],
         "category": settings.category if settings.dataset == "cifar10" else "held-out photo views",
         "num_images": len(test_rgb),
+        "precision": precision,
         **scores,
     }
     if baselines:

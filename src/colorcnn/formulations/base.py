@@ -69,6 +69,9 @@ class Formulation(ABC):
     # The decoding settings a user may change on a trained model of this kind.
     decoding_settings: ClassVar[frozenset[str]] = frozenset()
     takes_hints = False  # whether the input holds colour hints (formulations.colour)
+    # Whether the network itself upscales (its output `scale` times its input's size) and
+    # so must be a model whose `output_scale` is that scale (superres-y).
+    network_upscales: ClassVar[bool] = False
     can_take_hints: ClassVar[bool] = False  # whether it can be trained with them
 
     def __init__(self, palette: torch.Tensor):
@@ -168,6 +171,11 @@ class Formulation(ABC):
         predicted = self.predict_rgb(outputs, inputs, lightness)
         wanted = own_picture and self.scores_own_picture
         return self.colour_indices(outputs, inputs, own), predicted, own if wanted else None
+
+    def scored_truth(self, truth: torch.Tensor) -> torch.Tensor:
+        """What a prediction is scored against, from the true RGB in [0, 1]: the picture
+        itself, but for formulations that predict the luminance alone."""
+        return truth
 
     def describe(self) -> dict:
         """What a checkpoint must store to rebuild this formulation (besides the palette)."""

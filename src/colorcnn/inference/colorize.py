@@ -16,12 +16,13 @@ from colorcnn.color.hints import Hint, render_hints
 from colorcnn.color.spaces import (
     course_rgb,
     grey_lightness,
-    lab_to_rgb,
+    lab_to_rgb_uint8,
     rgb_lightness,
 )
 from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import Formulation
-from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil, to_uint8
+from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil
+from colorcnn.runtime import autocast, check_precision, resolve_precision
 from colorcnn.trained import TrainedModel, load_model
 from colorcnn.trained.model import DEFAULT_WORKING_SIZE
 
@@ -59,23 +60,31 @@ class Colorizer:
     name: str
     size_multiple: int = _SIDE_MULTIPLE  # the network's input sides are multiples of this
     working_size: int = DEFAULT_WORKING_SIZE  # the shorter side it runs at unless told
+    precision: str = "fp32"  # the network's (resolved: fp32, bf16 or fp16)
 
     @classmethod
     def load(
-        cls, checkpoint: str | Path, backend: str = "torch", chroma_gain: float | None = None
+        cls,
+        checkpoint: str | Path,
+        backend: str = "torch",
+        chroma_gain: float | None = None,
+        precision: str = "auto",
     ) -> Colorizer:
         """A shipped name, a run folder or a .safetensors checkpoint with PyTorch, or an
-        exported .onnx file with ONNX Runtime (`backend` "onnx")."""
+        exported .onnx file with ONNX Runtime (`backend` "onnx"). `precision` is the
+        PyTorch network's: auto (bf16 where the hardware computes it natively, else fp32),
+        fp32, bf16, or fp16 on CUDA."""
         if backend not in ("torch", "onnx"):
             raise SettingError(f"unknown `backend` {backend!r}; expected torch or onnx")
         if backend == "onnx" and Path(checkpoint).suffix.lower() != ".onnx":
             raise SettingError(
                 f"`backend` onnx needs an .onnx file (colorcnn export onnx), got {checkpoint}"
             )
-        return cls.from_model(load_model(checkpoint, chroma_gain=chroma_gain))
+        check_precision(precision)
+        return cls.from_model(load_model(checkpoint, chroma_gain=chroma_gain), precision)
 
     @classmethod
-    def from_model(cls, trained: TrainedModel) -> Colorizer:
+    def from_model(cls, trained: TrainedModel, precision: str = "auto") -> Colorizer:
         if trained.task != "colorize":
             raise ColorcnnError(
                 f"{trained.source} is a super-resolution model ({trained.formulation.name}); "
@@ -87,6 +96,7 @@ class Colorizer:
             trained.name,
             trained.size_multiple,
             trained.working_size,
+            resolve_precision(precision, trained.device) if trained.runtime == "torch" else "fp32",
         )
 
     def check_temperature(self, temperature: float | None) -> None:
@@ -114,7 +124,9 @@ class Colorizer:
     def working_picture(self, image: LoadedImage, shorter_side: int) -> torch.Tensor:
         """RGB in [0, 1] (1, 3, h, w): `image` at the working size the network sees."""
         h, w = working_shape(image.height, image.width, shorter_side, self.size_multiple)
-        small = image.to_uint8_pil().convert("RGB")
+        # Resized before it is made RGB: a grey scan's three equal planes would triple the
+        # work (each plane is resized alike, so the result is the same).
+        small = image.to_uint8_pil()
         small = small.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
         return from_uint8(small)
 
@@ -149,7 +161,9 @@ class Colorizer:
                 raise SettingError("`hints` need `full_size`, the (width, height) they are in")
             maps = render_hints(hints, full_size, (h, w))
             inputs = self.formulation.with_hints(inputs, maps)
-        return self.formulation.predict_chroma(self.model(inputs), inputs, temperature)
+        with autocast(inputs.device, self.precision):
+            outputs = self.model(inputs).float()
+        return self.formulation.predict_chroma(outputs, inputs, temperature)
 
     @torch.inference_mode()
     def colorize_loaded(
@@ -194,7 +208,7 @@ class Colorizer:
                 lightness = grey_lightness(band[None])
             else:
                 lightness = rgb_lightness(band[None])  # Y alone, not a full Lab conversion
-            output[rows] = to_uint8(lab_to_rgb(torch.cat((lightness, ab_band), dim=1))[0])
+            output[rows] = lab_to_rgb_uint8(lightness[0, 0], ab_band[0]).numpy()
         return to_pil(output, image.alpha)
 
     def colorize(

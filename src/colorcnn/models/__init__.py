@@ -6,6 +6,7 @@ from colorcnn.models import (  # noqa: F401
     efficient_unet,
     photo_unet,
     pool_upsample_net,
+    subpixel_net,
     unet,
 )
 from colorcnn.models.base import ColourNet

@@ -51,6 +51,12 @@ class ColourNet(nn.Module):
         )
 
     @property
+    def output_scale(self) -> int:
+        """How many times larger than its input the output is (super-resolution networks
+        upscale; every colourization network keeps the size)."""
+        return 1
+
+    @property
     def size_multiple(self) -> int:
         """Image sides must be multiples of this; the course nets pool twice."""
         return 4

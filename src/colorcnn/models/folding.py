@@ -24,7 +24,7 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
             conv, norm = sequence[position], sequence[position + 1]
             if (
                 isinstance(conv, nn.Conv2d | nn.ConvTranspose2d)
-                and isinstance(norm, nn.BatchNorm2d)
+                and isinstance(norm, nn.BatchNorm2d | nn.SyncBatchNorm)
                 and norm.running_mean is not None  # without running statistics it cannot fold
             ):
                 transpose = isinstance(conv, nn.ConvTranspose2d)

@@ -72,6 +72,11 @@ class TrainedModel:
     def palette(self) -> torch.Tensor:
         return self.formulation.palette
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network computes (ONNX Runtime: the CPU)."""
+        return self.palette.device
+
     def data_settings(self, data: str | None = None, cifar_data: str | None = None):
         """The data settings the model was trained with; `data` (and, for photos+cifar10,
         `cifar_data`) override where the images are read from."""

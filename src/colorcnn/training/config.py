@@ -14,6 +14,7 @@ from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import check_target, default_target, list_formulations
 from colorcnn.formulations.colour import REGRESSION_LOSSES
 from colorcnn.formulations.superres import check_scale
+from colorcnn.runtime import check_precision
 from colorcnn.trained.checkpoint import Checkpoint, load_checkpoint
 
 TASKS = ("colorize", "superres")
@@ -60,6 +61,9 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto"
     deterministic: bool = True  # deterministic kernels, so a seed gives the same metrics
     channels_last: bool = True  # NHWC activations: faster convolutions (benchmarks/speed.py)
+    precision: str = "auto"  # fp32, bf16, fp16 (CUDA) or auto: bf16 where the hardware has
+    # it (CUDA, CPUs with AMX or AVX512-BF16), else fp32. A run stores the one it resolved
+    # to, and a resumed run keeps it.
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, DataSettings):
@@ -116,6 +120,7 @@ class TrainConfig:
             )
         if self.temperature != ANNEALED_T and target != "ab-bins":
             raise SettingError(f"`temperature` applies to `target` ab-bins only, not {target}")
+        check_precision(self.precision)
         if self.picture_every < 0:
             raise SettingError(f"`picture_every` must be 0 or more, got {self.picture_every}")
         if self.hints and target not in ("ab-bins", "ab-regression"):
@@ -146,6 +151,8 @@ class TrainConfig:
         if not isinstance(data, dict):  # flat: "data" is the folder, beside the others
             data = values
         names = {setting.name for setting in fields(cls)} - {"data"}
+        if "precision" not in values:  # runs from before mixed precision trained in fp32
+            values = {**values, "precision": "fp32"}
         return cls(
             data=DataSettings.from_dict(data),
             **{key: value for key, value in values.items() if key in names},

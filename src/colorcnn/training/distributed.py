@@ -2,10 +2,11 @@
 
 Semantics: `--batch-size` is the GLOBAL batch. Each of the W processes takes its share of
 every global batch (the shares differ by at most one image), the per-process losses are
-weighted by their share, and the gradients are summed across processes, so one step equals
-the single-process step on the whole global batch, learning rate unchanged. Batch norm
-computes its statistics over the whole global batch (DistributedBatchNorm2d), which is what
-makes the equality hold for networks with batch norm. Every process holds the same weights
+weighted by their share, and torch's DistributedDataParallel sums the gradients across
+processes, so one step equals the single-process step on the whole global batch, learning
+rate unchanged. Batch norm computes its statistics over the whole global batch
+(nn.SyncBatchNorm on CUDA, DistributedBatchNorm2d on CPU), which is what makes the equality
+hold for networks with batch norm. Every process holds the same weights
 after every step; only rank 0 writes metrics, pictures and checkpoints.
 """
 
@@ -20,6 +21,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from colorcnn.errors import ColorcnnError
 
@@ -82,30 +84,39 @@ def share(batch: torch.Tensor, group: Group) -> torch.Tensor:
     return torch.tensor_split(batch, group.world_size)[group.rank]
 
 
-def sum_gradients_and_loss(model: nn.Module, value: float) -> float:
-    """Sum every gradient over the processes, together with `value` (this process's loss),
-    in ONE all-reduce (in float64), and return the summed value.
+def data_parallel(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """`model` in torch's DistributedDataParallel: gradients are all-reduced in buckets while
+    the backward pass still runs, and SUMMED rather than averaged, so that with each
+    process's loss weighted by its share of the global batch a step is the single-process
+    step on the whole batch (the same learning rate at any process count).
 
-    One call per step instead of one per weight: each all-reduce waits for the slowest
-    process, and on a CPU the processes share the cores, so fewer waits is faster. Every
-    trainable weight takes part, with a zero gradient where it has none, so that all
-    processes send buffers of the same length."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    for parameter in parameters:
-        if parameter.grad is None:
-            parameter.grad = torch.zeros_like(parameter)
-    device = parameters[0].device if parameters else torch.device("cpu")
-    flat = torch.cat(
-        [p.grad.reshape(-1).double() for p in parameters]
-        + [torch.tensor([value], dtype=torch.float64, device=device)]
+    Only the weights that train now take part; a network whose pretrained encoder thaws
+    later gets a new wrapper then (`TrainingState.parallel_model`). Every weight that trains
+    gets a gradient in every step (tests/test_models.py checks each registered model), so
+    no search for unused ones is needed. Buffers are not synchronised before each forward
+    pass: the shared batch norm updates its running statistics identically everywhere."""
+    parallel = DistributedDataParallel(
+        model,
+        device_ids=[device] if device.type == "cuda" else None,
+        forward_sync_buffers=False,
     )
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    offset = 0
-    for parameter in parameters:
-        size = parameter.grad.numel()
-        parameter.grad.copy_(flat[offset : offset + size].view(parameter.grad.shape))
-        offset += size
-    return float(flat[-1].item())
+    parallel.register_comm_hook(None, _summed_gradients)
+    return parallel
+
+
+def _summed_gradients(_state, bucket):  # DDP checks a hook's annotations as objects,
+    # and this module's are strings (postponed evaluation): so none here.
+    """DDP's communication hook: the sum over the processes of a bucket (dist.GradBucket)
+    of gradients, as a torch.futures.Future of the summed buffer."""
+    work = dist.all_reduce(bucket.buffer(), op=dist.ReduceOp.SUM, async_op=True)
+    return work.get_future().then(lambda future: future.value()[0])
+
+
+def summed(value: float, device: torch.device) -> float:
+    """The sum over the processes of `value` (each process's weighted loss), in float64."""
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return float(total.item())
 
 
 class _GlobalBatchNorm(torch.autograd.Function):
@@ -192,9 +203,15 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
+        given = x.dtype
+        # Under mixed precision the statistics and the normalization run in fp32, as torch's
+        # own batch norm does for bf16 and fp16 inputs; the output keeps the input's type.
+        x = x.float()
         weight = self.weight if self.affine else x.new_ones(self.num_features)
         bias = self.bias if self.affine else x.new_zeros(self.num_features)
-        output, mean, variance, total = _GlobalBatchNorm.apply(x, weight, bias, self.eps)
+        with torch.autocast(x.device.type, enabled=False):
+            output, mean, variance, total = _GlobalBatchNorm.apply(x, weight, bias, self.eps)
+        output = output.to(given)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
@@ -205,14 +222,18 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
         return output
 
 
-def share_batch_norm(model: nn.Module) -> nn.Module:
-    """Replace every BatchNorm2d by a DistributedBatchNorm2d with the same state."""
+def share_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Batch norm over the global batch: torch's nn.SyncBatchNorm on CUDA; on a CPU, where
+    SyncBatchNorm refuses to run (it takes GPU inputs only), every BatchNorm2d becomes a
+    DistributedBatchNorm2d with the same state."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.BatchNorm2d:
                 shared = DistributedBatchNorm2d(
                     child.num_features, child.eps, child.momentum, child.affine,
-                    child.track_running_stats, device=child.weight.device,
+                    child.track_running_stats, device=device,
                 )  # fmt: skip
                 shared.load_state_dict(child.state_dict())
                 setattr(parent, name, shared)

@@ -23,10 +23,21 @@ from colorcnn.data.datasets import CourseData, load_course_data, resolve_categor
 from colorcnn.errors import ColorcnnError, SettingError, first_line
 from colorcnn.evaluation.evaluate import TrueImages, evaluate
 from colorcnn.files import atomic_open, write_json
-from colorcnn.formulations import Formulation, build_formulation, default_target
+from colorcnn.formulations import (
+    Formulation,
+    build_formulation,
+    default_target,
+    formulation_class,
+)
 from colorcnn.formulations.base import images_per_chunk
-from colorcnn.models import create_model, model_entry, model_objective
-from colorcnn.runtime import fast_layout, resolve_device, set_determinism
+from colorcnn.models import create_model, list_models, model_entry, model_objective
+from colorcnn.runtime import (
+    autocast,
+    fast_layout,
+    resolve_device,
+    resolve_precision,
+    set_determinism,
+)
 from colorcnn.trained import checkpoint as ckpt
 from colorcnn.trained.model import default_working_size, trained_image_side
 from colorcnn.training import distributed
@@ -86,14 +97,20 @@ def train_one_epoch(
     progress: tqdm | None = None,
     group: distributed.Group | None = None,
     generator: torch.Generator | None = None,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """One pass over the training set; returns the mean of the per-batch losses.
 
-    With a process `group`, each process trains on its share of every batch and the
+    With a process `group`, `model` is the network in DistributedDataParallel
+    (distributed.data_parallel): each process trains on its share of every batch and the
     gradients are summed, so that each step is the step on the whole batch. `generator`
     draws what the formulation adds to each batch (colour hints), the same in every
-    process."""
+    process. `precision` (fp32, bf16 or fp16, resolved) is the forward pass's; the loss is
+    always computed in fp32, and fp16 takes a gradient `scaler` so that small gradients do
+    not underflow."""
     model.train()
+    device = inputs.device
     losses: list[float] = []
     for start in range(0, len(inputs), batch_size):
         if order is None:
@@ -106,21 +123,25 @@ def train_one_epoch(
             batch_inputs = formulation.prepare_batch(batch_inputs, batch_targets, generator)
         optimizer.zero_grad(set_to_none=True)
         if group is None:
-            loss = formulation.loss(model(batch_inputs), batch_targets)
+            with autocast(device, precision):
+                outputs = model(batch_inputs)
+            loss = formulation.loss(outputs.float(), batch_targets)
             value = loss.item()
             if math.isfinite(value):
-                loss.backward()
+                _backward(loss, scaler)
         else:
             whole = len(batch_inputs)
             batch_inputs = distributed.share(batch_inputs, group)
             batch_targets = distributed.share(batch_targets, group)
-            outputs = model(batch_inputs)  # every process runs it: batch norm shares sums
+            with autocast(device, precision):
+                outputs = model(batch_inputs)  # every process runs it: batch norm shares sums
             if len(batch_inputs):
-                loss = formulation.loss(outputs, batch_targets) * (len(batch_inputs) / whole)
+                loss = formulation.loss(outputs.float(), batch_targets)
+                loss = loss * (len(batch_inputs) / whole)
             else:
                 loss = outputs.sum() * 0.0
-            loss.backward()
-            value = distributed.sum_gradients_and_loss(model, loss.item())
+            _backward(loss, scaler)  # DDP sums the gradients meanwhile
+            value = distributed.summed(loss.item(), device)
         if not math.isfinite(value):
             # Stepping on it would poison every weight; the run stops with its last good
             # checkpoint (saved at the end of the previous epoch) untouched.
@@ -128,12 +149,20 @@ def train_one_epoch(
                 f"the training loss became {value} at batch {start // batch_size + 1}; "
                 "the run stops and keeps its last good checkpoint (try a lower `lr`)"
             )
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:  # skips the step where the scaled gradients overflowed, and rescales
+            scaler.step(optimizer)
+            scaler.update()
         losses.append(value)
         if progress is not None:
             progress.update(len(batch_inputs))
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
     return sum(losses) / len(losses)
+
+
+def _backward(loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> None:
+    (loss if scaler is None else scaler.scale(loss)).backward()
 
 
 @dataclass
@@ -182,6 +211,16 @@ class TrainingState:
     best_val_loss: float = float("inf")
     start_epoch: int = 0
     warm_start: WarmStart | None = None  # what `init_from` gave the new network
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: scales the loss (and is resumed)
+    _parallel: tuple[tuple[bool, ...], torch.nn.Module] | None = None
+
+    def parallel_model(self, device: torch.device) -> torch.nn.Module:
+        """The network in DistributedDataParallel, for the weights that train now: a new
+        wrapper where a thawed (or frozen) encoder changed which ones do."""
+        training = tuple(weight.requires_grad for weight in self.model.parameters())
+        if self._parallel is None or self._parallel[0] != training:
+            self._parallel = (training, distributed.data_parallel(self.model, device))
+        return self._parallel[1]
 
 
 # Settle the run.
@@ -213,11 +252,23 @@ def settle_run(
     set_determinism(config.deterministic)
     objective = model_objective(config.model)
     target = config.target or default_target(objective, config.data.dataset, config.task)
-    config = dataclasses.replace(config, target=target)  # config.json names what was trained
+    _check_upscaling(config, target)
+    precision = _resolved_precision(config, resumed is not None, device)
+    # config.json names what was trained, and in which precision: a resumed run keeps it.
+    config = dataclasses.replace(config, target=target, precision=precision)
     run = Run(config, paths, resumed, device, group, init_from=init_from)
     if resumed is None and run.writes:
         run.made_folder = _make_run_folder(paths)
     return run
+
+
+def _resolved_precision(config: TrainConfig, resumed: bool, device: torch.device) -> str:
+    if resumed and config.precision == "fp16" and device.type != "cuda":
+        raise SettingError(
+            f"{config.out} trained in fp16 on CUDA; expected `device` cuda to continue it "
+            f"in the same precision, got {device.type}"
+        )
+    return resolve_precision(config.precision, device)
 
 
 def _check_image_side(config: TrainConfig) -> None:
@@ -230,6 +281,26 @@ def _check_image_side(config: TrainConfig) -> None:
             f"model {config.model} needs image sides that are multiples of {multiple}; "
             f"{what} gives {side} px"
         )
+
+
+def _check_upscaling(config: TrainConfig, target: str) -> None:
+    """A target whose network upscales (superres-y) needs a model that does, and only it."""
+    upscales, model_upscales = formulation_class(target).network_upscales, _upscales(config.model)
+    if upscales != model_upscales:
+        upscaling = ", ".join(name for name in list_models() if _upscales(name))
+        raise SettingError(
+            f"model {config.model} {'upscales' if model_upscales else 'keeps the image size'}; "
+            f"target {target} needs "
+            + (f"a model that upscales ({upscaling})" if upscales else "one that keeps it")
+        )
+    side = trained_image_side(config.data)
+    if upscales and side % config.scale:
+        raise SettingError(f"`crop_size` must be a multiple of `scale` {config.scale}, got {side}")
+
+
+def _upscales(model_name: str) -> bool:
+    with torch.device("meta"):
+        return create_model(model_name).output_scale > 1
 
 
 def _read_init_from(config: TrainConfig) -> ckpt.Checkpoint | None:
@@ -365,6 +436,8 @@ def create_model_and_optimizer(run: Run, data: PreparedData) -> TrainingState:
     config = run.config
     model_args: dict = {"kernel": config.kernel, "in_channels": data.formulation.in_channels}
     model_args["out_channels"] = data.formulation.out_channels
+    if data.formulation.network_upscales:
+        model_args["scale"] = data.formulation.scale
     colour_width = config.resolved_colour_width(data.formulation.out_channels)
     if colour_width is not None:
         model_args["colour_width"] = colour_width
@@ -372,8 +445,7 @@ def create_model_and_optimizer(run: Run, data: PreparedData) -> TrainingState:
         model_args["num_filters"] = config.num_filters
     torch.manual_seed(config.seed)
     model = create_model(config.model, **model_args)
-    pretrained = pretrained_parameters(model)
-    if pretrained and run.resumed is None:  # a resumed run restores its own weights
+    if pretrained_parameters(model) and run.resumed is None:  # a resumed run has its own
         model.load_pretrained_encoder()
     started = None
     if run.init_from is not None:  # read by settle_run for a new run; a resumed one has its own
@@ -382,7 +454,9 @@ def create_model_and_optimizer(run: Run, data: PreparedData) -> TrainingState:
     if config.channels_last:
         model = fast_layout(model)
     if run.group is not None:  # before the optimizer, which holds the parameters
-        distributed.share_batch_norm(model)
+        model = distributed.share_batch_norm(model, run.device)
+    # After batch norm is shared: the shared layers' weights are the encoder's now.
+    pretrained = pretrained_parameters(model)
     # One fused kernel for every weight's update instead of a loop over them (1.5 -> 0.4 ms a
     # step for the UNet, 11 -> 2.7 ms for the PhotoUNet on 2 cores).
     fused = run.device.type in ("cpu", "cuda")  # where torch has the fused kernel
@@ -390,6 +464,8 @@ def create_model_and_optimizer(run: Run, data: PreparedData) -> TrainingState:
         parameter_groups(model, config.lr, config.encoder_lr_scale), lr=config.lr, fused=fused
     )
     state = TrainingState(model, optimizer, pretrained, warm_start=started)
+    if config.precision == "fp16":
+        state.scaler = torch.amp.GradScaler(run.device.type)
     if run.resumed is not None:
         _restore(state, run.resumed, run.paths.root)
     return state
@@ -423,6 +499,8 @@ def _restore(state: TrainingState, resumed: ckpt.Checkpoint, folder: Path) -> No
         state.history = resumed.info["history"]
         state.best_val_loss = resumed.info["best_val_loss"]
         state.start_epoch = resumed.info["epoch"] + 1
+        if state.scaler is not None and "grad_scaler" in resumed.info:
+            state.scaler.load_state_dict(resumed.info["grad_scaler"])
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         raise ColorcnnError(
             f"{folder}: the last checkpoint cannot be resumed ({first_line(error)})"
@@ -486,7 +564,7 @@ def _training_line(run: Run, data: PreparedData, model: torch.nn.Module) -> str:
         f"Training {config.model} ({data.formulation.name}) on {len(data.train_inputs)} train / "
         f"{len(data.test_rgb)} val images of {_data_name(config)} "
         f"({sum(p.numel() for p in model.parameters()):,} weights, {run.device.type}"
-        f"{processes}, data ready in {data.load_seconds:.1f} s)"
+        f"{processes}, {config.precision}, data ready in {data.load_seconds:.1f} s)"
     )
 
 
@@ -519,10 +597,11 @@ def run_epoch(
         disable=not show_progress,
     ) as progress:
         try:
+            model = state.model if run.group is None else state.parallel_model(run.device)
             return train_one_epoch(
-                state.model, state.optimizer, data.train_inputs, data.train_targets,
+                model, state.optimizer, data.train_inputs, data.train_targets,
                 data.formulation, config.batch_size, order, progress, run.group,
-                hint_generator,
+                hint_generator, config.precision, state.scaler,
             )  # fmt: skip
         except NonFiniteLoss as error:
             raise NonFiniteLoss(f"epoch {epoch + 1}: {error.message}") from None
@@ -565,6 +644,8 @@ def end_of_epoch(
         "history": state.history,
         "best_val_loss": state.best_val_loss,
     }
+    if state.scaler is not None:
+        info["grad_scaler"] = state.scaler.state_dict()
     if is_best:
         ckpt.save_checkpoint(run.paths.checkpoints / "best", state.model, info)
     ckpt.save_checkpoint(run.paths.checkpoints / "last", state.model, info, state.optimizer)
@@ -582,7 +663,9 @@ def _save_picture(run: Run, model: torch.nn.Module, data: PreparedData, record: 
     truth_rgb = data.test_rgb[:PICTURE_IMAGES]
     with torch.inference_mode():
         model.eval()
-        rows = data.formulation.picture_rows(model(inputs), inputs, truth_rgb)
+        with autocast(run.device, run.config.precision):
+            outputs = model(inputs)
+        rows = data.formulation.picture_rows(outputs.float(), inputs, truth_rgb)
     save_prediction_grid(
         rows,
         run.paths.picture(record["epoch"]),
@@ -656,7 +739,7 @@ def fit(
             train_seconds = time.perf_counter() - started
             scores = evaluate(
                 state.model, data.test_inputs, data.test_targets, data.test_truth,
-                data.formulation, config.batch_size,
+                data.formulation, config.batch_size, precision=config.precision,
             )  # fmt: skip
             record = {
                 "epoch": epoch,
