@@ -169,7 +169,8 @@ def benchmark_shipped(
     colorizer = Colorizer.load(colorizer_name, precision="fp32")
     rows = []
     for name, upscaler in zip(names, upscalers, strict=True):
-        row = {"name": name, "scale": upscaler.scale, "model": upscaler.name}
+        row = {"name": name, "scale": upscaler.scale, "model": upscaler.name,
+               "precision": upscaler.precision}  # fmt: skip
         row["quality"] = quality(upscaler, photos)
         row["speed"] = speed(upscaler, photos[0])
         row["order"] = order_of_colourizing_and_upscaling(colorizer, upscaler, photos)
@@ -237,7 +238,8 @@ def _markdown(payload: dict) -> str:
         "",
         f"Speed: the median of {SPEED_REPEATS} runs of the whole upscaling (colour "
         f"conversion, tiles, network, 8-bit result) on {payload['cpu']}, "
-        f"{rows[0]['speed']['threads']} threads.",
+        f"{rows[0]['speed']['threads']} threads; the networks in {rows[0]['precision']} "
+        "(`--precision auto` here).",
         "",
         "Colourizing and upscaling in one go: the photo's shrunk grey copy is the input, the "
         "colour photo the truth (RGB, border cropped), colourized by the shipped `photo`:",
