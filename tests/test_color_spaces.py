@@ -284,3 +284,11 @@ def test_the_8_bit_lab_conversion_writes_what_kornia_gives() -> None:
     assert difference.max() <= 1
     assert (difference > 0).mean() < 1e-3  # only values at a rounding boundary
     assert np.array_equal(ours[0, :10], theirs[0, :10])
+
+
+def test_the_8_bit_lab_conversion_writes_black_for_nan() -> None:
+    from colorcnn.color.spaces import lab_to_rgb_uint8
+
+    lightness = torch.full((2, 3), 50.0)
+    ab = torch.full((2, 2, 3), float("nan"))
+    assert lab_to_rgb_uint8(lightness, ab).numpy().max() == 0

@@ -181,3 +181,38 @@ def test_a_cuda_fp16_run_is_not_continued_on_a_cpu_in_another_precision() -> Non
     with pytest.raises(SettingError, match="runs/gpu trained in fp16 on CUDA; expected device"):
         _resolved_precision(config, resumed=True, device=CPU)
     assert _resolved_precision(TrainConfig(precision="bf16"), resumed=True, device=CPU) == "bf16"
+
+
+def test_evaluation_scores_in_the_runs_own_precision_unless_told(
+    tiny_cifar: Path, tmp_path: Path
+) -> None:
+    from colorcnn.evaluation.evaluate import _scoring_precision, evaluate_checkpoint
+
+    run = tmp_path / "run"
+    fit(_config(tiny_cifar, run, precision="fp32"), show_progress=False, log=lambda _: None)
+    scores = evaluate_checkpoint(run, prefer="last", baselines=False, show_progress=False)
+    assert scores["precision"] == "fp32"
+    trained = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert scores["val_loss"] == pytest.approx(trained["val_loss"], rel=1e-5)  # training's
+    told = evaluate_checkpoint(
+        run, prefer="last", baselines=False, show_progress=False, precision="bf16"
+    )
+    assert told["precision"] == "bf16"
+    # Runs from before mixed precision were fp32; an fp16 run is scored in fp32 on a CPU.
+    assert _scoring_precision(None, {"train_config": {}}, CPU) == "fp32"
+    assert _scoring_precision(None, {"train_config": {"precision": "fp16"}}, CPU) == "fp32"
+    with pytest.raises(SettingError, match="fp16 runs on CUDA only"):
+        _scoring_precision("fp16", {}, CPU)
+
+
+def test_synchronised_batch_norm_computes_in_fp32_and_keeps_the_input_type() -> None:
+    from colorcnn.training.distributed import Fp32SyncBatchNorm
+
+    torch.manual_seed(0)
+    shared, reference = Fp32SyncBatchNorm(3), torch.nn.BatchNorm2d(3)
+    x = (torch.randn(4, 3, 5, 5) * 4 + 100).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = shared(x)  # without a process group it normalizes this batch alone
+    assert output.dtype == torch.bfloat16
+    torch.testing.assert_close(output.float(), reference(x.float()), atol=0.02, rtol=0.01)
+    torch.testing.assert_close(shared.running_mean, reference.running_mean)

@@ -401,7 +401,14 @@ def evaluate(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     device: DeviceOption = "cpu",
-    precision: PrecisionOption = "auto",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            show_default="the run's own, so that the scores are those of training",
+            help="The network's arithmetic: auto, fp32, bf16, or fp16 (CUDA only).",
+        ),
+    ] = None,
     cache_dir: CacheDirOption = None,
     cifar_data: Annotated[
         str | None,

@@ -124,7 +124,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
     check_precision(name)
     if name == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            # Only GPUs that compute bf16 natively (Ampere and later): older ones emulate it.
+            with torch.cuda.device(device):
+                native = torch.cuda.is_bf16_supported(including_emulation=False)
+            return "bf16" if native else "fp16"
         return "bf16" if device.type == "cpu" and native_bf16() else "fp32"
     if name == "fp16" and device.type != "cuda":
         raise SettingError(

@@ -76,7 +76,8 @@ def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     for channel, (from_x, from_y, from_z) in enumerate(_XYZ_TO_LINEAR_RGB):
         linear = x * from_x
         linear.add_(y, alpha=from_y).add_(z, alpha=from_z)
-        index = linear.clamp_(0.0, 1.0).mul_(_GAMMA_STEPS).round_().long()
+        # NaN (a diverged network) becomes black, as kornia's path writes it, not an index.
+        index = linear.nan_to_num_(0.0).clamp_(0.0, 1.0).mul_(_GAMMA_STEPS).round_().long()
         output[..., channel] = _gamma_table[index]
     return output
 

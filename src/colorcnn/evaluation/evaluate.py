@@ -254,20 +254,22 @@ def evaluate_checkpoint(
     baselines: bool = True,
     cifar_data: str | None = None,
     show_progress: bool = True,
-    precision: str = "auto",
+    precision: str | None = None,
 ) -> dict:
     """Every metric of a saved model on the test split of its category, and the baselines.
 
     The palette, formulation, category and shuffle seed come from the checkpoint, so the
     numbers are those of training; `data` and `cifar_data` override only where the images
-    are read from. `precision` is the network's (auto: bf16 where the hardware computes it
-    natively, else fp32); the result names the one used.
+    are read from. `precision` is the network's; None, the default, takes the run's own
+    (fp32 for runs from before mixed precision, and for an fp16 run away from CUDA), so
+    that the numbers are those of training; the result names the one used.
     """
     if batch_size < 1:
         raise SettingError(f"`batch_size` must be a positive integer, got {batch_size}")
     if temperature is not None:
         positive_temperature(temperature)
-    check_precision(precision)
+    if precision is not None:
+        check_precision(precision)
     # Unfolded: evaluate() folds batch norm on the device itself, as training's scores do.
     trained = load_model(
         checkpoint_path, prefer=prefer, fold=False, device=device,
@@ -277,12 +279,12 @@ def evaluate_checkpoint(
         raise ColorcnnError(f"{checkpoint_path} is an ONNX file; expected a PyTorch checkpoint")
     model, formulation, info = trained.network, trained.formulation, trained.info
     palette = formulation.palette
+    precision = _scoring_precision(precision, info, palette.device)  # before the data loads
     settings = trained.data_settings(data, cifar_data)
     tensor_path = trained.source
     target_device = palette.device
     course_data = load_course_data(settings, cache_dir, show_progress)
     test_rgb = course_data.test_rgb.to(target_device)
-    precision = resolve_precision(precision, target_device)
     scores = evaluate(
         model,
         formulation.inputs(test_rgb),
@@ -308,3 +310,14 @@ def evaluate_checkpoint(
             course_data.test_rgb, course_data.train_rgb, palette.cpu(), batch_size, show_progress
         )
     return result
+
+
+def _scoring_precision(asked: str | None, info: dict, device: torch.device) -> str:
+    """The precision to score in: the one asked for, else the run's own where `device` can
+    compute it (an fp16 run is scored in fp32 away from CUDA)."""
+    if asked is not None:
+        return resolve_precision(asked, device)
+    own = info.get("train_config", {}).get("precision", "fp32")
+    if own == "fp16" and device.type != "cuda":
+        return "fp32"
+    return resolve_precision(own, device)

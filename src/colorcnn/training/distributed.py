@@ -222,16 +222,26 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
         return output
 
 
+class Fp32SyncBatchNorm(nn.SyncBatchNorm):
+    """torch's SyncBatchNorm, computed in fp32 under mixed precision. A process whose share
+    of a batch is empty sends its (zero) statistics in the input's type, the others in
+    fp32, and under bf16 or fp16 autocast the all-gather would then mix 2- and 4-byte
+    buffers; in fp32 every process sends the same."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float()).to(x.dtype)
+
+
 def share_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
-    """Batch norm over the global batch: torch's nn.SyncBatchNorm on CUDA; on a CPU, where
-    SyncBatchNorm refuses to run (it takes GPU inputs only), every BatchNorm2d becomes a
-    DistributedBatchNorm2d with the same state."""
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    """Batch norm over the global batch: every BatchNorm2d becomes, with the same state,
+    torch's SyncBatchNorm on CUDA (in fp32, Fp32SyncBatchNorm), or on a CPU, where
+    SyncBatchNorm refuses to run (it takes GPU inputs only), a DistributedBatchNorm2d."""
+    kind = Fp32SyncBatchNorm if device.type == "cuda" else DistributedBatchNorm2d
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.BatchNorm2d:
-                shared = DistributedBatchNorm2d(
+                shared = kind(
                     child.num_features, child.eps, child.momentum, child.affine,
                     child.track_running_stats, device=device,
                 )  # fmt: skip
