@@ -315,6 +315,26 @@ def test_a_clip_in_the_video_tab_comes_back_as_a_playable_colour_video(page, tmp
     assert page.locator("#video-download").inner_text().strip() == "Download 64x48 MP4"
 
 
+def test_a_photo_in_the_upscale_tab_comes_back_twice_as_large(page, tmp_path: Path):
+    photo = tmp_path / "small.png"
+    rows = np.linspace(0, 255, 40, dtype=np.uint8)[:, None].repeat(60, axis=1)
+    Image.fromarray(np.dstack((rows, rows[::-1], np.full_like(rows, 90)))).save(photo)
+    page.get_by_role("tab", name="Upscale", exact=True).click()
+    page.locator("#upscale-scale").get_by_text("x2", exact=True).click()
+    page.set_input_files("#upscale-upload input[type=file]", str(photo))  # upscales at once
+    page.wait_for_function(
+        "() => (document.querySelector('#upscale-status')?.innerText || '').includes('x2 to')",
+        timeout=120_000,
+    )
+    status = page.inner_text("#upscale-status")
+    assert "Upscaled small.png (60x40 px) x2 to 120x80 px" in status, status
+    downloaded = Image.open(_download(page, "#upscale-download"))
+    assert downloaded.size == (120, 80) and downloaded.mode == "RGB"
+    # Colour stays colour: the picture's own red-to-blue ramp, twice as large.
+    pixels = np.asarray(downloaded, dtype=int)
+    assert pixels[2, 60, 0] < 60 < pixels[-3, 60, 0]
+
+
 def test_a_model_without_hints_says_so_in_the_hints_tab(page):
     page.locator(".gallery").get_by_text(sample_photos()[0].name).click()
     _wait_for_status(page, "Colourized")
