@@ -144,3 +144,10 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def run_network(network: torch.nn.Module, inputs: torch.Tensor, precision: str) -> torch.Tensor:
+    """`network(inputs)` computed in `precision` (resolved), its output in fp32: what every
+    loss, decoding and metric reads, in training, evaluation and inference alike."""
+    with autocast(inputs.device, precision):
+        return network(inputs).float()

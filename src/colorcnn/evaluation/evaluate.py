@@ -23,7 +23,7 @@ from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.evaluation import metrics
 from colorcnn.formulations import Formulation
 from colorcnn.models.folding import fold_batch_norm
-from colorcnn.runtime import autocast, check_precision, resolve_precision
+from colorcnn.runtime import check_precision, resolve_precision, run_network
 from colorcnn.trained import load_model
 
 
@@ -153,8 +153,7 @@ def evaluate(
         batch_inputs = inputs[batch].to(device)
         batch_truth = truth.rgb[batch].to(device)
         batch_unit = formulation.scored_truth(unit_rgb(batch_truth))
-        with autocast(device, precision):
-            outputs = network(batch_inputs).float()
+        outputs = run_network(network, batch_inputs, precision)
         totals.losses.append(float(formulation.loss(outputs, targets[batch].to(device))))
         lightness = truth.lightness[batch].to(device)
         indices, predicted, raw = formulation.decode_for_scoring(

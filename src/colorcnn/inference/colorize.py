@@ -22,7 +22,7 @@ from colorcnn.color.spaces import (
 from colorcnn.errors import ColorcnnError, SettingError
 from colorcnn.formulations import Formulation
 from colorcnn.inference.images import LoadedImage, from_uint8, load_any, to_pil
-from colorcnn.runtime import autocast, check_precision, resolve_precision
+from colorcnn.runtime import check_precision, resolve_precision, run_network
 from colorcnn.trained import TrainedModel, load_model
 from colorcnn.trained.model import DEFAULT_WORKING_SIZE
 
@@ -161,8 +161,7 @@ class Colorizer:
                 raise SettingError("`hints` need `full_size`, the (width, height) they are in")
             maps = render_hints(hints, full_size, (h, w))
             inputs = self.formulation.with_hints(inputs, maps)
-        with autocast(inputs.device, self.precision):
-            outputs = self.model(inputs).float()
+        outputs = run_network(self.model, inputs, self.precision)
         return self.formulation.predict_chroma(outputs, inputs, temperature)
 
     @torch.inference_mode()

@@ -21,9 +21,14 @@ from tqdm.auto import tqdm
 
 from colorcnn.color.spaces import course_rgb
 from colorcnn.errors import ColorcnnError
-from colorcnn.formulations.superres import SuperResLuminance, SuperResResidual, bicubic_up
+from colorcnn.formulations.superres import (
+    SuperResLuminance,
+    SuperResResidual,
+    bicubic_up,
+    check_scale,
+)
 from colorcnn.inference.images import LoadedImage, load_any, to_pil, to_uint8
-from colorcnn.runtime import autocast, check_precision, resolve_precision
+from colorcnn.runtime import check_precision, resolve_precision, run_network
 from colorcnn.trained import load_model
 from colorcnn.weights import shipped_path
 
@@ -42,11 +47,7 @@ DEFAULT_SCALE = 4
 
 def shipped_upscaler(scale: int) -> str:
     """The name of the shipped model that upscales by `scale`."""
-    if scale not in SHIPPED_UPSCALERS:
-        raise ColorcnnError(
-            f"scale must be one of {', '.join(map(str, SHIPPED_UPSCALERS))}, got {scale}"
-        )
-    name = SHIPPED_UPSCALERS[scale]
+    name = SHIPPED_UPSCALERS[check_scale(scale)]
     if shipped_path(name) is None:
         raise ColorcnnError(f"the shipped {name} weights are missing from this installation")
     return name
@@ -127,10 +128,6 @@ class Upscaler:
         precision = resolve_precision(precision, trained.device)
         return cls(trained.network, formulation, name, precision=precision)
 
-    def _network(self, inputs: torch.Tensor) -> torch.Tensor:
-        with autocast(inputs.device, self.precision):
-            return self.model(inputs).float()
-
     @torch.inference_mode()
     def upscale_loaded(self, image: LoadedImage, show_progress: bool = False) -> Image.Image:
         scale = self.scale
@@ -173,14 +170,15 @@ class Upscaler:
             bottom, right = min(top + tile, low_height), min(left + tile, low_width)
             y0, x0 = max(top - reach, 0), max(left - reach, 0)
             y1, x1 = min(bottom + reach, low_height), min(right + reach, low_width)
-            residual = self._network(luminance[..., y0:y1, x0:x1])  # (1, 1, s(y1-y0), s(x1-x0))
+            context = luminance[..., y0:y1, x0:x1]  # the tile and the network's reach
+            residual = run_network(self.model, context, self.precision)  # (1, 1, s(y1-y0), ..)
             residual = residual[
                 ..., (top - y0) * scale : (bottom - y0) * scale,
                 (left - x0) * scale : (right - x0) * scale,
             ]  # fmt: skip
             window = (top * scale, bottom * scale, left * scale, right * scale)
             upscaled = _bicubic_window(ycbcr, scale, *window)  # (1, 1 or 3, S, S)
-            y = (upscaled[:, :1] + residual.float()).clamp(0, 1)
+            y = (upscaled[:, :1] + residual).clamp(0, 1)
             if grey:
                 rgb = y.expand(-1, 3, -1, -1)
             else:
@@ -205,7 +203,8 @@ class Upscaler:
             window = _bicubic_window(low, scale, y0, y1, x0, x1)  # the network's input
             pad_h, pad_w = -window.shape[-2] % multiple, -window.shape[-1] % multiple
             padded = F.pad(window, (0, pad_w, 0, pad_h), mode="replicate")
-            predicted = self.formulation.predict_rgb(self._network(padded), padded)
+            outputs = run_network(self.model, padded, self.precision)
+            predicted = self.formulation.predict_rgb(outputs, padded)
             tile = predicted[0, :, top - y0 : bottom - y0, left - x0 : right - x0]
             output[top:bottom, left:right] = to_uint8(tile)
         return output

@@ -32,10 +32,10 @@ from colorcnn.formulations import (
 from colorcnn.formulations.base import images_per_chunk
 from colorcnn.models import create_model, list_models, model_entry, model_objective
 from colorcnn.runtime import (
-    autocast,
     fast_layout,
     resolve_device,
     resolve_precision,
+    run_network,
     set_determinism,
 )
 from colorcnn.trained import checkpoint as ckpt
@@ -123,9 +123,7 @@ def train_one_epoch(
             batch_inputs = formulation.prepare_batch(batch_inputs, batch_targets, generator)
         optimizer.zero_grad(set_to_none=True)
         if group is None:
-            with autocast(device, precision):
-                outputs = model(batch_inputs)
-            loss = formulation.loss(outputs.float(), batch_targets)
+            loss = formulation.loss(run_network(model, batch_inputs, precision), batch_targets)
             value = loss.item()
             if math.isfinite(value):
                 _backward(loss, scaler)
@@ -133,10 +131,10 @@ def train_one_epoch(
             whole = len(batch_inputs)
             batch_inputs = distributed.share(batch_inputs, group)
             batch_targets = distributed.share(batch_targets, group)
-            with autocast(device, precision):
-                outputs = model(batch_inputs)  # every process runs it: batch norm shares sums
+            # Every process runs it, an empty share too: batch norm shares sums.
+            outputs = run_network(model, batch_inputs, precision)
             if len(batch_inputs):
-                loss = formulation.loss(outputs.float(), batch_targets)
+                loss = formulation.loss(outputs, batch_targets)
                 loss = loss * (len(batch_inputs) / whole)
             else:
                 loss = outputs.sum() * 0.0
@@ -663,9 +661,8 @@ def _save_picture(run: Run, model: torch.nn.Module, data: PreparedData, record: 
     truth_rgb = data.test_rgb[:PICTURE_IMAGES]
     with torch.inference_mode():
         model.eval()
-        with autocast(run.device, run.config.precision):
-            outputs = model(inputs)
-        rows = data.formulation.picture_rows(outputs.float(), inputs, truth_rgb)
+        outputs = run_network(model, inputs, run.config.precision)
+        rows = data.formulation.picture_rows(outputs, inputs, truth_rgb)
     save_prediction_grid(
         rows,
         run.paths.picture(record["epoch"]),
